@@ -1,0 +1,454 @@
+"""Forward pass, output error, δ recursion and gradients as compiled loops.
+
+Notation (DESIGN.md): rows are samples; ``W`` is θ^l of shape
+``(n_out, n_in)``; ``Z``/``A``/``D`` hold z, a and δ = ∂C_n/∂z of one layer,
+shape ``(n, width)``.  Layer kernels take 2-D views; the two drivers at the
+bottom walk the layers of a network whose parameters live in one flat buffer
+``params`` (weights[l] at ``w_off[l]``, biases[l] at ``b_off[l]``) and whose
+activations, pre-activations and deltas live in flat workspace buffers.
+
+Rules that keep the kernels fast and reproducible:
+
+* ``prange`` over samples (forward, δ recursion) or output neurons (weight
+  gradients): each output element belongs to one iteration; no shared ``+=``.
+* the innermost loop runs over the contiguous index; no transposed copies.
+* four samples per iteration, so one load of θ feeds four multiply-adds.
+* constants take the array's dtype (``one = Z.dtype.type(1)``): a float64
+  literal would promote a float32 loop to float64.
+* ``fastmath={"reassoc", "contract"}`` lets reductions vectorise without the
+  ``nnan``/``ninf`` flags that would break NaN checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..activations import IDENTITY, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SOFTMAX, TANH
+from ..losses import CROSS_ENTROPY, QUADRATIC
+
+FASTMATH = {"reassoc", "contract"}
+BLOCK = 4  # samples per prange iteration
+
+# Codes are read as globals, i.e. compile-time constants.
+_IDENTITY, _SIGMOID, _TANH, _RELU, _LEAKY, _SOFTMAX = (
+    IDENTITY,
+    SIGMOID,
+    TANH,
+    RELU,
+    LEAKY_RELU,
+    SOFTMAX,
+)
+_QUADRATIC, _CROSS_ENTROPY = QUADRATIC, CROSS_ENTROPY
+_SLOPE = LEAKY_SLOPE
+
+
+# --- per-row helpers (serial, inlined into the parallel loops) -----------------
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _activate_row(code, z, a):
+    """Write a = f(z) for one sample's row (softmax normalises the row)."""
+    one = z.dtype.type(1.0)
+    zero = z.dtype.type(0.0)
+    n = z.shape[0]
+    if code == _IDENTITY:
+        for k in range(n):
+            a[k] = z[k]
+    elif code == _SIGMOID:
+        for k in range(n):
+            # exp of -|z| never overflows: branch on the sign of z.
+            if z[k] >= zero:
+                a[k] = one / (one + np.exp(-z[k]))
+            else:
+                e = np.exp(z[k])
+                a[k] = e / (one + e)
+    elif code == _TANH:
+        for k in range(n):
+            a[k] = np.tanh(z[k])
+    elif code == _RELU:
+        for k in range(n):
+            a[k] = z[k] if z[k] > zero else zero
+    elif code == _LEAKY:
+        slope = z.dtype.type(_SLOPE)
+        for k in range(n):
+            a[k] = z[k] if z[k] > zero else slope * z[k]
+    else:  # softmax, shifted by the row maximum so exp cannot overflow
+        m = z[0]
+        for k in range(1, n):
+            m = max(m, z[k])
+        s = zero
+        for k in range(n):
+            a[k] = np.exp(z[k] - m)
+            s += a[k]
+        for k in range(n):
+            a[k] = a[k] / s
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _times_derivative_row(code, z, a, d):
+    """Multiply one row of d by f'(z), using a = f(z) where cheaper."""
+    one = z.dtype.type(1.0)
+    zero = z.dtype.type(0.0)
+    n = z.shape[0]
+    if code == _SIGMOID:
+        for k in range(n):
+            d[k] *= a[k] * (one - a[k])
+    elif code == _TANH:
+        for k in range(n):
+            d[k] *= one - a[k] * a[k]
+    elif code == _RELU:
+        for k in range(n):
+            if not z[k] > zero:
+                d[k] = zero
+    elif code == _LEAKY:
+        slope = z.dtype.type(_SLOPE)
+        for k in range(n):
+            if not z[k] > zero:
+                d[k] *= slope
+    # identity: f' = 1; softmax never reaches here (output layer only)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _output_row(loss, code, z, a, y, d):
+    """Write δ^L = ∂C_n/∂z^L for one sample into d and return C_n."""
+    zero = z.dtype.type(0.0)
+    half = z.dtype.type(0.5)
+    n = z.shape[0]
+    c = zero
+    if loss == _CROSS_ENTROPY and code == _SIGMOID:
+        # binary cross-entropy from the logits; fused δ = a − y
+        for k in range(n):
+            c += max(z[k], zero) - z[k] * y[k] + np.log1p(np.exp(-abs(z[k])))
+            d[k] = a[k] - y[k]
+    elif loss == _CROSS_ENTROPY:  # softmax: C_n = Σ y (logsumexp(z) − z)
+        m = z[0]
+        for k in range(1, n):
+            m = max(m, z[k])
+        s = zero
+        ysum = zero
+        for k in range(n):
+            s += np.exp(z[k] - m)
+            ysum += y[k]
+        lse = m + np.log(s)
+        for k in range(n):
+            c += y[k] * (lse - z[k])
+            d[k] = a[k] * ysum - y[k]  # a − y when the targets sum to one
+    elif code == _SOFTMAX:  # quadratic through the softmax Jacobian
+        g = zero
+        for k in range(n):
+            r = a[k] - y[k]
+            c += r * r
+            g += r * a[k]
+        c *= half
+        for k in range(n):
+            d[k] = a[k] * ((a[k] - y[k]) - g)
+    else:  # quadratic, elementwise output: δ = (a − y) ⊙ f'(z)
+        for k in range(n):
+            r = a[k] - y[k]
+            c += r * r
+            d[k] = r
+        c *= half
+        _times_derivative_row(code, z, a, d)
+    return c
+
+
+# --- layer kernels -----------------------------------------------------------
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def layer_forward(W, b, A_in, Z, A_out, code):
+    """z = θa + b and a' = f(z) for every sample.
+
+    Parameters
+    ----------
+    W : ndarray of shape (n_out, n_in)
+    b : ndarray of shape (n_out,)
+    A_in : ndarray of shape (n, n_in)
+    Z, A_out : ndarray of shape (n, n_out)
+        Written.
+    code : int
+        Activation code of the layer.
+    """
+    n, n_in = A_in.shape
+    n_out = W.shape[0]
+    zero = Z.dtype.type(0.0)
+    for blk in prange((n + BLOCK - 1) // BLOCK):
+        i0 = blk * BLOCK
+        if i0 + BLOCK <= n:
+            x0, x1, x2, x3 = A_in[i0], A_in[i0 + 1], A_in[i0 + 2], A_in[i0 + 3]
+            for j in range(n_out):
+                w = W[j]
+                s0 = s1 = s2 = s3 = zero
+                for k in range(n_in):
+                    s0 += w[k] * x0[k]
+                    s1 += w[k] * x1[k]
+                    s2 += w[k] * x2[k]
+                    s3 += w[k] * x3[k]
+                Z[i0, j] = s0 + b[j]
+                Z[i0 + 1, j] = s1 + b[j]
+                Z[i0 + 2, j] = s2 + b[j]
+                Z[i0 + 3, j] = s3 + b[j]
+            for i in range(i0, i0 + BLOCK):
+                _activate_row(code, Z[i], A_out[i])
+        else:  # the last, partial block: one sample at a time
+            for i in range(i0, n):
+                x = A_in[i]
+                for j in range(n_out):
+                    w = W[j]
+                    s = zero
+                    for k in range(n_in):
+                        s += w[k] * x[k]
+                    Z[i, j] = s + b[j]
+                _activate_row(code, Z[i], A_out[i])
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def layer_backward(W, D_next, Z, A, D, code):
+    """δ^l = ((θ^l)^T δ^{l+1}) ⊙ f'(z^l) for every sample.
+
+    The transposed product is formed as a sum of rows of θ^l weighted by
+    δ^{l+1}, so the inner loop runs along a contiguous row of θ.
+
+    Parameters
+    ----------
+    W : ndarray of shape (n_out, n_in)
+        θ^l.
+    D_next : ndarray of shape (n, n_out)
+        δ^{l+1}.
+    Z, A : ndarray of shape (n, n_in)
+        z^l and a^l.
+    D : ndarray of shape (n, n_in)
+        δ^l, written.
+    code : int
+        Activation code of layer l.
+    """
+    n, n_in = D.shape
+    n_out = W.shape[0]
+    for blk in prange((n + BLOCK - 1) // BLOCK):
+        i0 = blk * BLOCK
+        if i0 + BLOCK <= n:
+            r0, r1, r2, r3 = D[i0], D[i0 + 1], D[i0 + 2], D[i0 + 3]
+            w = W[0]
+            d0, d1, d2, d3 = D_next[i0, 0], D_next[i0 + 1, 0], D_next[i0 + 2, 0], D_next[i0 + 3, 0]
+            for k in range(n_in):
+                r0[k] = d0 * w[k]
+                r1[k] = d1 * w[k]
+                r2[k] = d2 * w[k]
+                r3[k] = d3 * w[k]
+            for j in range(1, n_out):
+                w = W[j]
+                d0, d1 = D_next[i0, j], D_next[i0 + 1, j]
+                d2, d3 = D_next[i0 + 2, j], D_next[i0 + 3, j]
+                for k in range(n_in):
+                    r0[k] += d0 * w[k]
+                    r1[k] += d1 * w[k]
+                    r2[k] += d2 * w[k]
+                    r3[k] += d3 * w[k]
+        else:
+            for i in range(i0, n):
+                r = D[i]
+                w = W[0]
+                d = D_next[i, 0]
+                for k in range(n_in):
+                    r[k] = d * w[k]
+                for j in range(1, n_out):
+                    w = W[j]
+                    d = D_next[i, j]
+                    for k in range(n_in):
+                        r[k] += d * w[k]
+        for i in range(i0, min(i0 + BLOCK, n)):
+            _times_derivative_row(code, Z[i], A[i], D[i])
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def layer_gradients(D_next, A_in, dW, db):
+    """∂C/∂θ^l = mean over samples of δ^{l+1} (a^l)^T, ∂C/∂b^l = mean of δ^{l+1}.
+
+    Each iteration owns one row ``dW[j]`` and sums over samples in order.
+
+    Parameters
+    ----------
+    D_next : ndarray of shape (n, n_out)
+        δ^{l+1}.
+    A_in : ndarray of shape (n, n_in)
+        a^l.
+    dW : ndarray of shape (n_out, n_in)
+        Written.
+    db : ndarray of shape (n_out,)
+        Written.
+    """
+    n, n_in = A_in.shape
+    n_out = dW.shape[0]
+    zero = dW.dtype.type(0.0)
+    inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
+    n4 = n - n % BLOCK
+    for j in prange(n_out):
+        g = dW[j]
+        for k in range(n_in):
+            g[k] = zero
+        sb = zero
+        for i in range(0, n4, BLOCK):
+            d0, d1, d2, d3 = D_next[i, j], D_next[i + 1, j], D_next[i + 2, j], D_next[i + 3, j]
+            x0, x1, x2, x3 = A_in[i], A_in[i + 1], A_in[i + 2], A_in[i + 3]
+            for k in range(n_in):
+                g[k] += d0 * x0[k] + d1 * x1[k] + d2 * x2[k] + d3 * x3[k]
+            sb += d0 + d1 + d2 + d3
+        for i in range(n4, n):
+            d = D_next[i, j]
+            x = A_in[i]
+            for k in range(n_in):
+                g[k] += d * x[k]
+            sb += d
+        for k in range(n_in):
+            g[k] *= inv_n
+        db[j] = sb * inv_n
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def output_delta(loss, code, Z, A, Y, D, costs):
+    """δ^L and the per-sample costs C_n for every sample.
+
+    Parameters
+    ----------
+    loss, code : int
+        Loss code and output activation code.
+    Z, A, Y : ndarray of shape (n, n_L)
+        z^L, a^L and the targets.
+    D : ndarray of shape (n, n_L)
+        δ^L, written.
+    costs : ndarray of shape (n,)
+        C_n, written.
+    """
+    for i in prange(Z.shape[0]):
+        costs[i] = _output_row(loss, code, Z[i], A[i], Y[i], D[i])
+
+
+# --- network drivers ---------------------------------------------------------
+
+
+@njit(cache=True)
+def _views(params, w_off, b_off, sizes, l):
+    n_in, n_out = sizes[l], sizes[l + 1]
+    W = params[w_off[l] : w_off[l] + n_out * n_in].reshape((n_out, n_in))
+    b = params[b_off[l] : b_off[l] + n_out]
+    return W, b
+
+
+@njit(cache=True)
+def _rows(buf, off, l, n, width):
+    return buf[off[l] : off[l] + n * width].reshape((n, width))
+
+
+@njit(cache=True)
+def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n):
+    """Forward pass through every layer.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_params,)
+        Flat parameters; weights[l] at ``w_off[l]``, biases[l] at ``b_off[l]``.
+    w_off, b_off : ndarray of shape (L - 1,), int64
+    sizes : ndarray of shape (L,), int64
+    acts : ndarray of shape (L - 1,), int64
+        Activation code of each non-input layer.
+    A : ndarray, flat
+        a of every layer, layer l at ``a_off[l]`` as ``(n, sizes[l])``; layer 0
+        holds the input and is read, the others are written.
+    a_off : ndarray of shape (L,), int64
+    Z : ndarray, flat
+        z of every non-input layer, ``z_off[l]`` for the output of weights[l].
+    z_off : ndarray of shape (L - 1,), int64
+    n : int
+        Number of samples.
+    """
+    for l in range(sizes.shape[0] - 1):
+        W, b = _views(params, w_off, b_off, sizes, l)
+        layer_forward(
+            W,
+            b,
+            _rows(A, a_off, l, n, sizes[l]),
+            _rows(Z, z_off, l, n, sizes[l + 1]),
+            _rows(A, a_off, l + 1, n, sizes[l + 1]),
+            acts[l],
+        )
+
+
+@njit(cache=True)
+def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs):
+    """Forward pass, δ^L, the δ recursion and every gradient.
+
+    Parameters are those of :func:`forward`, plus:
+
+    loss : int
+        Loss code.
+    Y : ndarray of shape (n, sizes[-1])
+        Targets.
+    D : ndarray, flat
+        δ of every non-input layer, laid out like ``Z``; written.
+    grad : ndarray of shape (n_params,)
+        Gradient of the mean cost, laid out like ``params``; written.
+    costs : ndarray of shape (>= n,)
+        Per-sample costs C_n, written.
+
+    Returns
+    -------
+    float
+        The mean cost over the ``n`` samples, summed in sample order.
+    """
+    forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n)
+    top = sizes.shape[0] - 2
+    width = sizes[top + 1]
+    output_delta(
+        loss,
+        acts[top],
+        _rows(Z, z_off, top, n, width),
+        _rows(A, a_off, top + 1, n, width),
+        Y,
+        _rows(D, z_off, top, n, width),
+        costs,
+    )
+    for l in range(top, -1, -1):
+        n_in, n_out = sizes[l], sizes[l + 1]
+        D_next = _rows(D, z_off, l, n, n_out)
+        A_in = _rows(A, a_off, l, n, n_in)
+        dW, db = _views(grad, w_off, b_off, sizes, l)
+        layer_gradients(D_next, A_in, dW, db)
+        if l > 0:  # δ of the input layer is never needed
+            W, _ = _views(params, w_off, b_off, sizes, l)
+            layer_backward(
+                W, D_next, _rows(Z, z_off, l - 1, n, n_in), A_in, _rows(D, z_off, l - 1, n, n_in), acts[l - 1]
+            )
+    total = 0.0
+    for i in range(n):
+        total += costs[i]
+    return total / n
+
+
+@njit(cache=True)
+def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs):
+    """Mean cost after a forward pass (δ^L is written to ``D`` on the way).
+
+    Parameters are those of :func:`backprop` without ``grad``.
+
+    Returns
+    -------
+    float
+        The mean cost over the ``n`` samples, summed in sample order.
+    """
+    forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n)
+    top = sizes.shape[0] - 2
+    width = sizes[top + 1]
+    output_delta(
+        loss,
+        acts[top],
+        _rows(Z, z_off, top, n, width),
+        _rows(A, a_off, top + 1, n, width),
+        Y,
+        _rows(D, z_off, top, n, width),
+        costs,
+    )
+    total = 0.0
+    for i in range(n):
+        total += costs[i]
+    return total / n

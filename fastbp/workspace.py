@@ -1,0 +1,75 @@
+"""Buffers for one network's forward and backward passes.
+
+A :class:`Workspace` holds a, z and δ of every layer for up to ``capacity``
+samples, the gradient (laid out like the network's flat parameters), the
+per-sample costs and a copy of the targets.  It is allocated once and reused
+for every call with at most ``capacity`` samples: a call with ``n`` samples
+uses the first ``n`` rows of each layer's block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class Workspace:
+    """Flat buffers sized for a network and a batch capacity.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, input first.
+    n_params : int
+        Length of the network's flat parameter buffer.
+    capacity : int
+        Largest number of samples the buffers hold.
+    dtype : numpy dtype
+        float32 or float64.
+
+    Attributes
+    ----------
+    A : ndarray of shape (capacity * sum(sizes),)
+        a of every layer; layer ``l`` at ``a_off[l]``, input layer included.
+    Z, D : ndarray of shape (capacity * sum(sizes[1:]),)
+        z and δ of every non-input layer; the output of weights[l] at
+        ``z_off[l]``.
+    grad : ndarray of shape (n_params,)
+        Gradient of the mean cost, laid out like the parameters.
+    Y : ndarray of shape (capacity, sizes[-1])
+        Targets of the current call.
+    costs : ndarray of shape (capacity,)
+        Per-sample costs of the current call.
+    scratch : ndarray of shape (capacity * max(sizes[1:]),)
+        Room for f'(z) in the vectorised twin.
+    """
+
+    def __init__(self, sizes: tuple[int, ...], n_params: int, capacity: int, dtype: np.dtype) -> None:
+        self.sizes = tuple(int(s) for s in sizes)
+        self.capacity = int(capacity)
+        self.dtype = np.dtype(dtype)
+        widths = np.asarray(self.sizes, dtype=np.int64)
+        self.a_off = np.concatenate(([0], np.cumsum(widths[:-1]))).astype(np.int64) * capacity
+        self.z_off = np.concatenate(([0], np.cumsum(widths[1:-1]))).astype(np.int64) * capacity
+        self.A: NDArray = np.zeros(capacity * int(widths.sum()), dtype=self.dtype)
+        self.Z: NDArray = np.zeros(capacity * int(widths[1:].sum()), dtype=self.dtype)
+        self.D: NDArray = np.zeros_like(self.Z)
+        self.grad: NDArray = np.zeros(n_params, dtype=self.dtype)
+        self.Y: NDArray = np.zeros((capacity, self.sizes[-1]), dtype=self.dtype)
+        self.costs: NDArray = np.zeros(capacity, dtype=self.dtype)
+        self.scratch: NDArray = np.zeros(capacity * int(widths[1:].max()), dtype=self.dtype)
+
+    def a(self, l: int, n: int) -> NDArray:
+        """View of a of layer ``l`` (0 is the input), shape ``(n, sizes[l])``."""
+        w = self.sizes[l]
+        return self.A[self.a_off[l] : self.a_off[l] + n * w].reshape(n, w)
+
+    def z(self, l: int, n: int) -> NDArray:
+        """View of z produced by weights[l], shape ``(n, sizes[l + 1])``."""
+        w = self.sizes[l + 1]
+        return self.Z[self.z_off[l] : self.z_off[l] + n * w].reshape(n, w)
+
+    def d(self, l: int, n: int) -> NDArray:
+        """View of δ of the layer produced by weights[l], shape ``(n, sizes[l + 1])``."""
+        w = self.sizes[l + 1]
+        return self.D[self.z_off[l] : self.z_off[l] + n * w].reshape(n, w)
