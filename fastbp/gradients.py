@@ -113,7 +113,7 @@ def backprop(net: Network, X: Any, Y: Any, loss: str = "quadratic", backend: str
     return Gradients(params=flat, weights=weights, biases=biases, deltas=deltas, loss=cost)
 
 
-def gradcheck(net: Network, X: Any, Y: Any, loss: str = "quadratic", step: float = 1e-4, floor: float = 1e-6) -> float:
+def gradcheck(net: Network, X: Any, Y: Any, loss: str = "quadratic", step: float = 1e-4, floor: float = 1e-5) -> float:
     """Largest relative error of backprop's gradient against central differences.
 
     Every parameter is perturbed in turn in a float64 copy of ``net`` and the
@@ -128,7 +128,7 @@ def gradcheck(net: Network, X: Any, Y: Any, loss: str = "quadratic", step: float
         As for :func:`backprop`.
     step : float, default 1e-4
         h, scaled by ``max(1, |θ_i|)`` for each parameter.
-    floor : float, default 1e-6
+    floor : float, default 1e-5
         Smallest denominator: components where both estimates are below
         ``floor`` in magnitude are compared absolutely, as
         ``|g − ĝ| / floor``.
