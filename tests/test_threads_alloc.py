@@ -1,0 +1,139 @@
+"""Bit-identical results for any thread count; no allocation on repeated calls."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastbp
+
+HASH_SCRIPT = textwrap.dedent(
+    """
+    import hashlib, numba, numpy as np, fastbp
+    h = hashlib.sha256()
+    for dtype in ("float64", "float32"):
+        for hidden, output, loss in [("tanh", "softmax", "cross_entropy"), ("relu", "sigmoid", "quadratic")]:
+            net = fastbp.Network([50, 64, 33, 10], activation=hidden, output=output, dtype=dtype, seed=1)
+            rng = np.random.default_rng(2)
+            X = rng.normal(size=(67, 50))
+            y = rng.integers(0, 10, size=67)
+            g = fastbp.backprop(net, X, y, loss=loss)
+            for arr in [g.params, *g.deltas, net.forward(X)]:
+                h.update(arr.tobytes())
+            h.update(repr(g.loss).encode())
+    print(numba.get_num_threads(), numba.threading_layer(), h.hexdigest())
+    """
+)
+
+
+def _run(script, **env):
+    full = {**os.environ, **env}
+    out = subprocess.run([sys.executable, "-c", script], env=full, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_same_bits_with_one_and_two_threads():
+    one = _run(HASH_SCRIPT, NUMBA_NUM_THREADS="1")
+    two = _run(HASH_SCRIPT, NUMBA_NUM_THREADS="2")
+    assert one[0] == "1" and two[0] == "2"  # the runs really used 1 and 2 threads
+    assert one[2] == two[2]
+
+
+ALLOC_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, fastbp
+    from numba import njit
+    from fastbp import _kernels
+    from numba.core.runtime import rtsys
+
+    # Calling from Python wraps each array argument in a runtime object, which
+    # the counter also sees; repeating the kernels k times inside one compiled
+    # call keeps that cost fixed, so any difference between k = 1 and k = 10
+    # is allocation inside the kernels.
+    @njit
+    def repeat(k, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs):
+        for _ in range(k):
+            _kernels.backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs)
+            _kernels.forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n)
+
+    def count(k, args):
+        before = rtsys.get_allocation_stats()
+        repeat(k, *args)
+        after = rtsys.get_allocation_stats()
+        return after.alloc - before.alloc
+
+    for dtype in ("float64", "float32"):
+        net = fastbp.Network([30, 40, 20, 5], activation="tanh", output="softmax", dtype=dtype, seed=0)
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(33, 30))
+        y = rng.integers(0, 5, size=33)
+        fastbp.backprop(net, X, y, loss="cross_entropy")  # sizes the workspace
+        ws = net.workspace(33)
+        args = (net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off,
+                ws.Z, ws.z_off, 33, 1, ws.Y[:33], ws.D, ws.grad, ws.costs)
+        repeat(1, *args)  # compile
+        print(count(1, args), count(10, args))
+    """
+)
+
+
+def test_kernels_allocate_nothing_on_repeated_calls():
+    """Numba's runtime counts every allocation its compiled code makes."""
+    lines = _run(ALLOC_SCRIPT, NUMBA_NRT_STATS="1")
+    assert len(lines) == 4
+    assert lines[0] == lines[1] and lines[2] == lines[3], lines
+
+
+def test_allocation_counter_sees_allocations():
+    """The counter used above does count an allocating kernel (the test can fail)."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from numba import njit
+        from numba.core.runtime import rtsys
+        @njit
+        def f(n):
+            return np.empty(n).sum()
+        f(3)
+        before = rtsys.get_allocation_stats()
+        f(3)
+        print(rtsys.get_allocation_stats().alloc - before.alloc)
+        """
+    )
+    assert int(_run(script, NUMBA_NRT_STATS="1")[0]) > 0
+
+
+def test_workspace_is_reused():
+    net = fastbp.Network([8, 16, 4], activation="relu", output="softmax", seed=0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 8))
+    y = rng.integers(0, 4, size=20)
+    fastbp.backprop(net, X, y, loss="cross_entropy")
+    ws = net.workspace(20)
+    pointers = [a.ctypes.data for a in (ws.A, ws.Z, ws.D, ws.grad, ws.Y, ws.costs)]
+    for n in (20, 7, 1, 20):  # the same or fewer samples: the same buffers
+        fastbp.backprop(net, X[:n], y[:n], loss="cross_entropy")
+        net.forward(X[:n])
+        assert net.workspace(n) is ws
+    assert pointers == [a.ctypes.data for a in (ws.A, ws.Z, ws.D, ws.grad, ws.Y, ws.costs)]
+    fastbp.backprop(net, np.vstack([X, X]), np.concatenate([y, y]), loss="cross_entropy")
+    assert net.workspace(40) is not ws  # more samples than it holds: a bigger one
+
+
+@pytest.mark.parametrize("backend", ["loops", "vectorised"])
+def test_returned_arrays_are_owned(backend):
+    """A later call must not change the arrays an earlier call returned."""
+    net = fastbp.Network([3, 5, 2], activation="tanh", seed=0)
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(6, 3)), rng.normal(size=(6, 2))
+    g = fastbp.backprop(net, X, Y, backend=backend)
+    kept = [g.params.copy(), g.deltas[0].copy()]
+    fastbp.backprop(net, -X, -Y, backend=backend)
+    np.testing.assert_array_equal(g.params, kept[0])
+    np.testing.assert_array_equal(g.deltas[0], kept[1])
