@@ -30,6 +30,8 @@ def _as_float_array(data: Any, name: str) -> NDArray:
         arr = np.asarray(data)
     except ValueError as exc:  # ragged nested lists
         raise ValueError(f"{name} must be a rectangular array of numbers: {exc}") from None
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must hold real numbers, got complex dtype {arr.dtype}")
     if arr.dtype.kind not in "biuf":
         try:
             arr = arr.astype(np.float64)
@@ -68,7 +70,8 @@ def check_X(X: Any, n_features: int, dtype: np.dtype) -> NDArray:
     if arr.shape[1] != n_features:
         raise ValueError(f"X has {arr.shape[1]} features per sample but the network's input layer expects {n_features}")
     _check_finite(arr, "X")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # reported below as inf
+        out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, "X (after conversion to the network's dtype)")
     return out
 
@@ -120,6 +123,7 @@ def check_Y(Y: Any, n_samples: int, n_out: int, dtype: np.dtype) -> NDArray:
             f"Y has {arr.shape[1]} columns but the network's output layer has {n_out} units; "
             f"expected shape ({n_samples}, {n_out}) or integer labels of shape ({n_samples},)"
         )
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, "Y (after conversion to the network's dtype)")
     return out
