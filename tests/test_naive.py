@@ -73,3 +73,22 @@ def test_network_without_hidden_layer():
     assert abs(g.loss - cost) <= 1e-12 * cost
     assert scaled_err(g.weights[0], gw[0]) <= 1e-12
     assert scaled_err(g.deltas[0], deltas[0]) <= 1e-12
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_shapes_spanning_several_tiles(dtype):
+    """Widths and batch sizes past one cache tile of each kernel, with remainders."""
+    from fastbp._kernels import core
+
+    n = core.TILE_SAMPLES + 3
+    sizes = [core.TILE_COLS + 12, core.TILE_UNITS + 5, core.TILE_COLS + 5, 3]
+    net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
+    X = X.astype(dtype)
+    cost, gw, gb, deltas = _naive(net, X, Y.astype(dtype), "cross_entropy")
+    g = fastbp.backprop(net, X, Y, loss="cross_entropy")
+    tol = TOL[dtype] * 10  # sums of ~140 terms instead of ~5
+    assert abs(g.loss - cost) <= tol * cost
+    for l in range(3):
+        assert scaled_err(g.weights[l], gw[l]) <= tol
+        assert scaled_err(g.biases[l], gb[l]) <= tol
+        assert scaled_err(g.deltas[l], deltas[l]) <= tol

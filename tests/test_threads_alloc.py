@@ -18,9 +18,9 @@ HASH_SCRIPT = textwrap.dedent(
     h = hashlib.sha256()
     for dtype in ("float64", "float32"):
         for hidden, output, loss in [("tanh", "softmax", "cross_entropy"), ("relu", "sigmoid", "quadratic")]:
-            net = fastbp.Network([50, 64, 33, 10], activation=hidden, output=output, dtype=dtype, seed=1)
+            net = fastbp.Network([150, 64, 33, 10], activation=hidden, output=output, dtype=dtype, seed=1)
             rng = np.random.default_rng(2)
-            X = rng.normal(size=(67, 50))
+            X = rng.normal(size=(67, 150))
             y = rng.integers(0, 10, size=67)
             g = fastbp.backprop(net, X, y, loss=loss)
             for arr in [g.params, *g.deltas, net.forward(X)]:

@@ -12,7 +12,8 @@ Rules that keep the kernels fast and reproducible:
 * ``prange`` over samples (forward, δ recursion) or output neurons (weight
   gradients): each output element belongs to one iteration; no shared ``+=``.
 * the innermost loop runs over the contiguous index; no transposed copies.
-* four samples per iteration, so one load of θ feeds four multiply-adds.
+* tiles that keep a block of θ in cache; four samples per inner block, so
+  one load of θ feeds four multiply-adds.
 * constants take the array's dtype (``one = Z.dtype.type(1)``): a float64
   literal would promote a float32 loop to float64.
 * ``fastmath={"reassoc", "contract"}`` lets reductions vectorise without the
@@ -154,6 +155,17 @@ def _output_row(loss, code, z, a, y, d):
 
 
 # --- layer kernels -----------------------------------------------------------
+#
+# Each kernel walks tiles of its output, ``prange`` over the tile index.  A tile
+# is small enough that the block of θ (or of a) it reads stays in the core's L2
+# cache while every sample (or neuron) of the tile uses it; without tiling a
+# 1024-wide θ would be streamed from memory once per 4 samples.  Within a
+# tile, blocks of four samples share each load of θ.  The tile sizes depend on
+# nothing but these constants, so the order of every sum is fixed by the shapes.
+
+TILE_SAMPLES = 32  # samples per tile (a multiple of BLOCK)
+TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
+TILE_COLS = 128  # columns of δ^l (or of ∂C/∂θ) per tile
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -173,34 +185,38 @@ def layer_forward(W, b, A_in, Z, A_out, code):
     n, n_in = A_in.shape
     n_out = W.shape[0]
     zero = Z.dtype.type(0.0)
-    for blk in prange((n + BLOCK - 1) // BLOCK):
-        i0 = blk * BLOCK
-        if i0 + BLOCK <= n:
-            x0, x1, x2, x3 = A_in[i0], A_in[i0 + 1], A_in[i0 + 2], A_in[i0 + 3]
-            for j in range(n_out):
-                w = W[j]
-                s0 = s1 = s2 = s3 = zero
-                for k in range(n_in):
-                    s0 += w[k] * x0[k]
-                    s1 += w[k] * x1[k]
-                    s2 += w[k] * x2[k]
-                    s3 += w[k] * x3[k]
-                Z[i0, j] = s0 + b[j]
-                Z[i0 + 1, j] = s1 + b[j]
-                Z[i0 + 2, j] = s2 + b[j]
-                Z[i0 + 3, j] = s3 + b[j]
-            for i in range(i0, i0 + BLOCK):
-                _activate_row(code, Z[i], A_out[i])
-        else:  # the last, partial block: one sample at a time
-            for i in range(i0, n):
-                x = A_in[i]
-                for j in range(n_out):
+    n_ti = (n + TILE_SAMPLES - 1) // TILE_SAMPLES
+    n_tj = (n_out + TILE_UNITS - 1) // TILE_UNITS
+    for t in prange(n_ti * n_tj):  # tile (samples it, neurons jt) owns Z[it, jt]
+        it, jt = t // n_tj, t % n_tj
+        i_end = min((it + 1) * TILE_SAMPLES, n)
+        j0, j1 = jt * TILE_UNITS, min((jt + 1) * TILE_UNITS, n_out)
+        for i0 in range(it * TILE_SAMPLES, i_end, BLOCK):
+            if i0 + BLOCK <= i_end:
+                x0, x1, x2, x3 = A_in[i0], A_in[i0 + 1], A_in[i0 + 2], A_in[i0 + 3]
+                for j in range(j0, j1):
                     w = W[j]
-                    s = zero
+                    s0 = s1 = s2 = s3 = zero
                     for k in range(n_in):
-                        s += w[k] * x[k]
-                    Z[i, j] = s + b[j]
-                _activate_row(code, Z[i], A_out[i])
+                        s0 += w[k] * x0[k]
+                        s1 += w[k] * x1[k]
+                        s2 += w[k] * x2[k]
+                        s3 += w[k] * x3[k]
+                    Z[i0, j] = s0 + b[j]
+                    Z[i0 + 1, j] = s1 + b[j]
+                    Z[i0 + 2, j] = s2 + b[j]
+                    Z[i0 + 3, j] = s3 + b[j]
+            else:  # the last, partial block: one sample at a time
+                for i in range(i0, i_end):
+                    x = A_in[i]
+                    for j in range(j0, j1):
+                        w = W[j]
+                        s = zero
+                        for k in range(n_in):
+                            s += w[k] * x[k]
+                        Z[i, j] = s + b[j]
+    for i in prange(n):  # f needs the whole row (softmax)
+        _activate_row(code, Z[i], A_out[i])
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -208,7 +224,9 @@ def layer_backward(W, D_next, Z, A, D, code):
     """δ^l = ((θ^l)^T δ^{l+1}) ⊙ f'(z^l) for every sample.
 
     The transposed product is formed as a sum of rows of θ^l weighted by
-    δ^{l+1}, so the inner loop runs along a contiguous row of θ.
+    δ^{l+1}, so the inner loop runs along a contiguous row of θ.  Four rows
+    of θ are added per pass, so each row of δ^l is loaded and stored once
+    per four multiply-adds.
 
     Parameters
     ----------
@@ -221,51 +239,48 @@ def layer_backward(W, D_next, Z, A, D, code):
     D : ndarray of shape (n, n_in)
         δ^l, written.
     code : int
-        Activation code of layer l.
+        Activation code of layer l (elementwise: never softmax).
     """
     n, n_in = D.shape
     n_out = W.shape[0]
-    for blk in prange((n + BLOCK - 1) // BLOCK):
-        i0 = blk * BLOCK
-        if i0 + BLOCK <= n:
-            r0, r1, r2, r3 = D[i0], D[i0 + 1], D[i0 + 2], D[i0 + 3]
-            w = W[0]
-            d0, d1, d2, d3 = D_next[i0, 0], D_next[i0 + 1, 0], D_next[i0 + 2, 0], D_next[i0 + 3, 0]
-            for k in range(n_in):
-                r0[k] = d0 * w[k]
-                r1[k] = d1 * w[k]
-                r2[k] = d2 * w[k]
-                r3[k] = d3 * w[k]
-            for j in range(1, n_out):
-                w = W[j]
-                d0, d1 = D_next[i0, j], D_next[i0 + 1, j]
-                d2, d3 = D_next[i0 + 2, j], D_next[i0 + 3, j]
-                for k in range(n_in):
-                    r0[k] += d0 * w[k]
-                    r1[k] += d1 * w[k]
-                    r2[k] += d2 * w[k]
-                    r3[k] += d3 * w[k]
-        else:
-            for i in range(i0, n):
-                r = D[i]
-                w = W[0]
-                d = D_next[i, 0]
-                for k in range(n_in):
-                    r[k] = d * w[k]
-                for j in range(1, n_out):
-                    w = W[j]
-                    d = D_next[i, j]
-                    for k in range(n_in):
-                        r[k] += d * w[k]
-        for i in range(i0, min(i0 + BLOCK, n)):
-            _times_derivative_row(code, Z[i], A[i], D[i])
+    zero = D.dtype.type(0.0)
+    n_ti = (n + TILE_SAMPLES - 1) // TILE_SAMPLES
+    n_tk = (n_in + TILE_COLS - 1) // TILE_COLS
+    j4 = n_out - n_out % BLOCK
+    for t in prange(n_tk * n_ti):  # tile (columns kt, samples it) owns D[it, kt]
+        kt, it = t // n_ti, t % n_ti
+        k0, k1 = kt * TILE_COLS, min((kt + 1) * TILE_COLS, n_in)
+        i0, i1 = it * TILE_SAMPLES, min((it + 1) * TILE_SAMPLES, n)
+        m = k1 - k0
+        for i in range(i0, i1):
+            r = D[i, k0:k1]
+            for k in range(m):
+                r[k] = zero
+        for j in range(0, j4, BLOCK):  # four rows of θ, in L1, for every sample of the tile
+            w0, w1 = W[j, k0:k1], W[j + 1, k0:k1]
+            w2, w3 = W[j + 2, k0:k1], W[j + 3, k0:k1]
+            for i in range(i0, i1):
+                d0, d1, d2, d3 = D_next[i, j], D_next[i, j + 1], D_next[i, j + 2], D_next[i, j + 3]
+                r = D[i, k0:k1]
+                for k in range(m):
+                    r[k] += d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
+        for j in range(j4, n_out):
+            w = W[j, k0:k1]
+            for i in range(i0, i1):
+                d = D_next[i, j]
+                r = D[i, k0:k1]
+                for k in range(m):
+                    r[k] += d * w[k]
+        for i in range(i0, i1):  # f' is elementwise, so it applies tile by tile
+            _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def layer_gradients(D_next, A_in, dW, db):
     """∂C/∂θ^l = mean over samples of δ^{l+1} (a^l)^T, ∂C/∂b^l = mean of δ^{l+1}.
 
-    Each iteration owns one row ``dW[j]`` and sums over samples in order.
+    Each tile owns a block ``dW[j0:j1, k0:k1]`` and sums over the samples in
+    order.
 
     Parameters
     ----------
@@ -283,26 +298,41 @@ def layer_gradients(D_next, A_in, dW, db):
     zero = dW.dtype.type(0.0)
     inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
     n4 = n - n % BLOCK
-    for j in prange(n_out):
-        g = dW[j]
-        for k in range(n_in):
-            g[k] = zero
-        sb = zero
+    n_tj = (n_out + TILE_UNITS - 1) // TILE_UNITS
+    n_tk = (n_in + TILE_COLS - 1) // TILE_COLS
+    for t in prange(n_tk * n_tj):  # tile (columns kt, neurons jt) owns dW[jt, kt]
+        kt, jt = t // n_tj, t % n_tj
+        k0, k1 = kt * TILE_COLS, min((kt + 1) * TILE_COLS, n_in)
+        j0, j1 = jt * TILE_UNITS, min((jt + 1) * TILE_UNITS, n_out)
+        m = k1 - k0
+        for j in range(j0, j1):
+            g = dW[j, k0:k1]
+            for k in range(m):
+                g[k] = zero
         for i in range(0, n4, BLOCK):
-            d0, d1, d2, d3 = D_next[i, j], D_next[i + 1, j], D_next[i + 2, j], D_next[i + 3, j]
-            x0, x1, x2, x3 = A_in[i], A_in[i + 1], A_in[i + 2], A_in[i + 3]
-            for k in range(n_in):
-                g[k] += d0 * x0[k] + d1 * x1[k] + d2 * x2[k] + d3 * x3[k]
-            sb += d0 + d1 + d2 + d3
+            x0, x1 = A_in[i, k0:k1], A_in[i + 1, k0:k1]
+            x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
+            for j in range(j0, j1):
+                d0, d1, d2, d3 = D_next[i, j], D_next[i + 1, j], D_next[i + 2, j], D_next[i + 3, j]
+                g = dW[j, k0:k1]
+                for k in range(m):
+                    g[k] += d0 * x0[k] + d1 * x1[k] + d2 * x2[k] + d3 * x3[k]
         for i in range(n4, n):
-            d = D_next[i, j]
-            x = A_in[i]
-            for k in range(n_in):
-                g[k] += d * x[k]
-            sb += d
-        for k in range(n_in):
-            g[k] *= inv_n
-        db[j] = sb * inv_n
+            x = A_in[i, k0:k1]
+            for j in range(j0, j1):
+                d = D_next[i, j]
+                g = dW[j, k0:k1]
+                for k in range(m):
+                    g[k] += d * x[k]
+        for j in range(j0, j1):
+            g = dW[j, k0:k1]
+            for k in range(m):
+                g[k] *= inv_n
+    for j in prange(n_out):
+        s = zero
+        for i in range(n):
+            s += D_next[i, j]
+        db[j] = s * inv_n
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
