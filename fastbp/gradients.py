@@ -113,7 +113,7 @@ def backprop(net: Network, X: Any, Y: Any, loss: str = "quadratic", backend: str
     return Gradients(params=flat, weights=weights, biases=biases, deltas=deltas, loss=cost)
 
 
-def gradcheck(net: Network, X: Any, Y: Any, loss: str = "quadratic", step: float = 1e-4, floor: float = 1e-5) -> float:
+def gradcheck(net: Network, X: Any, Y: Any, loss: str = "quadratic", step: float = 1e-4, floor: float = 1e-3) -> float:
     """Largest relative error of backprop's gradient against central differences.
 
     Every parameter is perturbed in turn in a float64 copy of ``net`` and the
@@ -128,15 +128,20 @@ def gradcheck(net: Network, X: Any, Y: Any, loss: str = "quadratic", step: float
         As for :func:`backprop`.
     step : float, default 1e-4
         h, scaled by ``max(1, |θ_i|)`` for each parameter.
-    floor : float, default 1e-5
-        Smallest denominator: components where both estimates are below
-        ``floor`` in magnitude are compared absolutely, as
-        ``|g − ĝ| / floor``.
+    floor : float, default 1e-3
+        Relative to the largest gradient component: a component smaller
+        than ``s = floor · max_j max(|g_j|, |ĝ_j|)`` in both estimates is
+        compared against ``s`` instead of itself.  Rounding in the cost
+        (about 1e-16 of it) divided by h leaves an absolute noise of a few
+        1e-12 in every difference quotient, which would swamp the relative
+        error of components near zero; with the default, an error of 1e-10
+        of the largest component still reads as 1e-7.
 
     Returns
     -------
     float
-        max over parameters of ``|g_i − ĝ_i| / max(|g_i|, |ĝ_i|, floor)``.
+        max over parameters of ``|g_i − ĝ_i| / max(|g_i|, |ĝ_i|, s)``,
+        where g is backprop's gradient and ĝ the central differences.
     """
     if not step > 0 or not floor > 0:
         raise ValueError(f"step and floor must be positive, got step={step!r}, floor={floor!r}")
@@ -156,5 +161,6 @@ def gradcheck(net: Network, X: Any, Y: Any, loss: str = "quadratic", step: float
             c.append(_kernels.cost(params, *args, ws.Y[:n], ws.D, ws.costs))
         params[i] = keep
         numeric[i] = (c[0] - 8.0 * c[1] + 8.0 * c[2] - c[3]) / (12.0 * h)
-    denom = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), floor)
+    largest = np.maximum(np.abs(analytic), np.abs(numeric))
+    denom = np.maximum(largest, floor * max(float(largest.max()), np.finfo(np.float64).tiny))
     return float(np.max(np.abs(analytic - numeric) / denom))

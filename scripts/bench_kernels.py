@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -29,7 +30,7 @@ N_INPUT = 784
 
 def flops(sizes: list[int], n: int) -> int:
     """Multiply-adds ×2 of one step: forward, weight gradients, δ recursion (no δ for the input)."""
-    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    pairs = list(itertools.pairwise(sizes))
     fwd = sum(a * b for a, b in pairs)
     back = sum(a * b for a, b in pairs[1:])
     return 2 * n * (2 * fwd + back)

@@ -59,18 +59,18 @@ def jacobian(name, z, a):
 def cost(loss, output, a, y):
     """C_n and ∂C_n/∂a^L from the cost's formula."""
     if loss == "quadratic":
-        return 0.5 * sum((p - t) ** 2 for p, t in zip(a, y)), [p - t for p, t in zip(a, y)]
+        return 0.5 * sum((p - t) ** 2 for p, t in zip(a, y, strict=True)), [p - t for p, t in zip(a, y, strict=True)]
     if output == "sigmoid":
-        c = -sum(t * math.log(p) + (1 - t) * math.log(1 - p) for p, t in zip(a, y))
-        return c, [-t / p + (1 - t) / (1 - p) for p, t in zip(a, y)]
-    c = -sum(t * math.log(p) for p, t in zip(a, y))  # categorical, softmax output
-    return c, [-t / p for p, t in zip(a, y)]
+        c = -sum(t * math.log(p) + (1 - t) * math.log(1 - p) for p, t in zip(a, y, strict=True))
+        return c, [-t / p + (1 - t) / (1 - p) for p, t in zip(a, y, strict=True)]
+    c = -sum(t * math.log(p) for p, t in zip(a, y, strict=True))  # categorical, softmax output
+    return c, [-t / p for p, t in zip(a, y, strict=True)]
 
 
 def forward_one(weights, biases, acts, x):
     """z and a of every layer for one sample (a[0] is the input)."""
     a_s, z_s = [list(map(float, x))], []
-    for W, b, name in zip(weights, biases, acts):
+    for W, b, name in zip(weights, biases, acts, strict=True):
         a = a_s[-1]
         z = [float(b[j]) + sum(float(W[j][k]) * a[k] for k in range(len(a))) for j in range(len(b))]
         z_s.append(z)
@@ -89,7 +89,7 @@ def backprop(weights, biases, acts, loss, X, Y):
     """
     n = len(X)
     L = len(weights)
-    grad_w = [np.zeros((len(b), len(W[0]))) for W, b in zip(weights, biases)]
+    grad_w = [np.zeros((len(b), len(W[0]))) for W, b in zip(weights, biases, strict=True)]
     grad_b = [np.zeros(len(b)) for b in biases]
     deltas = [np.zeros((n, len(b))) for b in biases]
     total = 0.0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_problem
 
 import fastbp
+
+from conftest import make_problem
 
 
 def test_every_pair(hidden, pair):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_problem, scaled_err
 
 import fastbp
+
 import naive
+from conftest import make_problem, scaled_err
 
 BACKENDS = ("loops", "vectorised")
 # float32 rounds at 6e-8; a few layers of sums of ≤ 7 terms and the
@@ -47,7 +48,7 @@ def test_matches_naive(hidden, pair, dtype, backend):
 def test_every_block_remainder(n):
     """Batches that fill 0..3 rows of the last 4-sample block give the same results."""
     net, X, Y = make_problem([6, 9, 2], "tanh", "sigmoid", "quadratic", n=n)
-    cost, gw, gb, deltas = _naive(net, X, Y, "quadratic")
+    cost, gw, _, deltas = _naive(net, X, Y, "quadratic")
     g = fastbp.backprop(net, X, Y)
     assert abs(g.loss - cost) <= 1e-12 * cost
     for l in range(2):
@@ -68,7 +69,7 @@ def test_labels_are_one_hot():
 
 def test_network_without_hidden_layer():
     net, X, Y = make_problem([5, 2], "sigmoid", "sigmoid", "cross_entropy", n=6)
-    cost, gw, gb, deltas = _naive(net, X, Y, "cross_entropy")
+    cost, gw, _, deltas = _naive(net, X, Y, "cross_entropy")
     g = fastbp.backprop(net, X, Y, loss="cross_entropy")
     assert abs(g.loss - cost) <= 1e-12 * cost
     assert scaled_err(g.weights[0], gw[0]) <= 1e-12

@@ -12,7 +12,7 @@ def test_views_share_one_flat_buffer():
     net = fastbp.Network([5, 4, 3, 2], activation=["relu", "tanh"], output="softmax", seed=0)
     assert net.params.flags.c_contiguous
     assert net.n_params == 5 * 4 + 4 + 4 * 3 + 3 + 3 * 2 + 2
-    for l, (W, b) in enumerate(zip(net.weights, net.biases)):
+    for l, (W, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         assert W.shape == (net.sizes[l + 1], net.sizes[l]) and b.shape == (net.sizes[l + 1],)
         assert np.shares_memory(W, net.params) and np.shares_memory(b, net.params)
     net.params[:] = np.arange(net.n_params)

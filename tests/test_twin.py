@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import PAIRS, make_problem, scaled_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp
 from fastbp.activations import HIDDEN
+
+from conftest import PAIRS, make_problem, scaled_err
 
 # float64: both formulations sum the same products in different orders; the
 # rounding differences (≤ K·2⁻⁵³ of the scale for K-term sums) stay far below 1e-12.

@@ -68,7 +68,7 @@ def test_unknown_names_list_the_valid_ones(net, data):
         net.forward(X, backend="cuda")
     with pytest.raises(ValueError, match="unknown activation 'swish'; expected one of 'identity', 'sigmoid'"):
         fastbp.Network([2, 3, 1], activation="swish")
-    with pytest.raises(ValueError, match="unknown activation 'gelu'.*'softmax'"):
+    with pytest.raises(ValueError, match=r"unknown activation 'gelu'.*'softmax'"):
         fastbp.Network([2, 3, 1], output="gelu")
     np.testing.assert_array_equal(net.params, before)
 
