@@ -5,9 +5,31 @@ The δ formulation: δ^l = ∂C/∂z^l; ∂C/∂θ^l = δ^{l+1} (a^l)^T and
 gradient.  See DESIGN.md for the notation.
 """
 
+from ._threads import get_num_threads, set_num_threads
+from .callbacks import Callback, EarlyStopping
 from .gradients import Gradients, backprop, gradcheck
 from .network import Network
+from .optim import SGD, Adam, Constant, Exponential, InverseScaling, StepDecay
+from .trainer import History, Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["Gradients", "Network", "__version__", "backprop", "gradcheck"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "Callback",
+    "Constant",
+    "EarlyStopping",
+    "Exponential",
+    "Gradients",
+    "History",
+    "InverseScaling",
+    "Network",
+    "StepDecay",
+    "Trainer",
+    "__version__",
+    "backprop",
+    "get_num_threads",
+    "gradcheck",
+    "set_num_threads",
+]

@@ -116,3 +116,12 @@ def _output_delta(
             fprime = ws.scratch[: D.size].reshape(D.shape)
             DERIVATIVES[code](Z, A, fprime)
             D *= fprime
+
+
+def cost(weights: list[NDArray], biases: list[NDArray], acts: list[int], loss: int, ws: Workspace, n: int) -> float:
+    """Mean cost of the first ``n`` rows (input in ``ws.a(0, n)``, targets in ``ws.Y[:n]``)."""
+    forward(weights, biases, acts, ws, n)
+    top = len(weights) - 1
+    costs = ws.costs[:n]
+    _output_delta(loss, acts[top], ws.z(top, n), ws.a(top + 1, n), ws.Y[:n], ws.d(top, n), costs, ws)
+    return float(np.sum(costs, dtype=np.float64)) / n

@@ -1,0 +1,144 @@
+"""A whole training epoch as one compiled call, and the optimiser updates.
+
+``train_epoch`` walks the mini-batches of one epoch in the order of a
+permutation drawn on the Python side: it gathers each batch's rows into the
+workspace, runs :func:`~fastbp._kernels.core.backprop`, adds weight decay and
+updates the parameters in place.  Nothing is allocated; no Python runs
+between mini-batches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..optim import ADAM_CODE, SGD_CODE
+from .core import FASTMATH, _rows, backprop
+
+_SGD, _ADAM = SGD_CODE, ADAM_CODE
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def update(code, hyper, params, grad, decay, wd, s1, s2, step):
+    """One optimiser step over the flat buffers, weight decay included.
+
+    Parameters
+    ----------
+    code : int
+        SGD or Adam (``fastbp.optim``).
+    hyper : ndarray of shape (5,), float64
+        The optimiser's ``hyper(lr)``.
+    params : ndarray of shape (n_params,)
+        Updated in place.
+    grad : ndarray of shape (n_params,)
+        Gradient of the mean cost; λ·decay·θ is added here, in place.
+    decay : ndarray of shape (n_params,)
+        1 for weights, 0 for biases.
+    wd : float
+        λ, the weight-decay coefficient.
+    s1, s2 : ndarray of shape (n_params,)
+        Optimiser state: velocity (SGD), or first and second moments (Adam).
+    step : int
+        Number of this step, from 1.
+    """
+    t = params.dtype.type
+    lam = t(wd)
+    if code == _SGD:
+        lr, mu, nesterov = t(hyper[0]), t(hyper[1]), hyper[2] != 0.0
+        for i in prange(params.shape[0]):
+            g = grad[i] + lam * decay[i] * params[i]
+            grad[i] = g
+            if mu == t(0.0):
+                params[i] -= lr * g
+            else:
+                v = mu * s1[i] + g
+                s1[i] = v
+                if nesterov:
+                    params[i] -= lr * (g + mu * v)
+                else:
+                    params[i] -= lr * v
+    else:
+        lr, b1, b2, eps = t(hyper[0]), t(hyper[1]), t(hyper[2]), t(hyper[3])
+        c1 = t(1.0 / (1.0 - hyper[1] ** step))
+        c2 = t(1.0 / (1.0 - hyper[2] ** step))
+        one = t(1.0)
+        for i in prange(params.shape[0]):
+            g = grad[i] + lam * decay[i] * params[i]
+            grad[i] = g
+            m = b1 * s1[i] + (one - b1) * g
+            v = b2 * s2[i] + (one - b2) * g * g
+            s1[i] = m
+            s2[i] = v
+            params[i] -= lr * (m * c1) / (np.sqrt(v * c2) + eps)
+
+
+@njit(cache=True)
+def train_epoch(
+    params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, loss, X, Y, perm, batch, Yb, D, grad, costs,
+    code, hyper, decay, wd, s1, s2, step, norms,
+):  # fmt: skip
+    """Train one epoch: every mini-batch of ``perm``, forward, backward, update.
+
+    Parameters
+    ----------
+    params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, loss, D, grad, costs
+        As for :func:`~fastbp._kernels.core.backprop`; the workspace holds
+        ``batch`` samples.
+    X : ndarray of shape (n_samples, sizes[0])
+    Y : ndarray of shape (n_samples, sizes[-1])
+    perm : ndarray of shape (n_samples,), int64
+        Order in which the samples are visited.
+    batch : int
+        Mini-batch size; the last batch holds the remaining samples.
+    Yb : ndarray of shape (batch, sizes[-1])
+        Room for one batch of targets.
+    code, hyper, decay, wd, s1, s2
+        As for :func:`update`.
+    step : int
+        Number of optimiser steps taken before this epoch.
+    norms : ndarray of shape (L - 1,) or (0,), float64
+        When not empty, ``norms[l]`` receives the sum over the epoch's samples
+        of ‖δ‖₂ of the layer produced by weights[l] (before each step).
+
+    Returns
+    -------
+    total : float
+        Sum over the samples of C_n, each taken before its batch's step.
+    seen : int
+        Samples processed; fewer than ``n_samples`` when a batch's cost was
+        not finite, in which case the epoch stopped right after that batch's
+        forward pass, before its update.
+    """
+    n = X.shape[0]
+    n_in = sizes[0]
+    n_out = sizes[sizes.shape[0] - 1]
+    track = norms.shape[0] > 0
+    for l in range(norms.shape[0]):
+        norms[l] = 0.0
+    total = 0.0
+    seen = 0
+    for start in range(0, n, batch):
+        m = min(batch, n - start)
+        A0 = _rows(A, a_off, 0, m, n_in)
+        for i in range(m):  # gather the batch through the permutation
+            r = perm[start + i]
+            for k in range(n_in):
+                A0[i, k] = X[r, k]
+            for k in range(n_out):
+                Yb[i, k] = Y[r, k]
+        mean = backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, m, loss, Yb[:m], D, grad, costs)
+        if not np.isfinite(mean):
+            return total, seen
+        total += mean * m
+        seen += m
+        if track:
+            for l in range(norms.shape[0]):
+                Dl = _rows(D, z_off, l, m, sizes[l + 1])
+                for i in range(m):
+                    s = 0.0
+                    for k in range(sizes[l + 1]):
+                        s += Dl[i, k] * Dl[i, k]
+                    norms[l] += np.sqrt(s)
+        step += 1
+        update(code, hyper, params, grad, decay, wd, s1, s2, step)
+    return total, seen

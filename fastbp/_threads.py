@@ -1,0 +1,39 @@
+"""Thread count of the compiled kernels."""
+
+from __future__ import annotations
+
+import operator
+
+import numba
+
+
+def set_num_threads(n: int) -> None:
+    """Set how many threads the compiled kernels use (in the calling thread).
+
+    Results do not depend on it: every kernel is bit-identical for any thread
+    count.
+
+    Parameters
+    ----------
+    n : int
+        Between 1 and the number of threads Numba started with
+        (``NUMBA_NUM_THREADS``, by default the number of cores).
+    """
+    if isinstance(n, bool):
+        raise TypeError(f"the thread count must be an integer, got {n!r}")
+    try:
+        k = operator.index(n)
+    except TypeError:
+        raise TypeError(f"the thread count must be an integer, got {n!r}") from None
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not 1 <= k <= limit:
+        raise ValueError(
+            f"the thread count must lie between 1 and {limit} (the threads Numba started with; "
+            f"set NUMBA_NUM_THREADS before starting Python to change that), got {k}"
+        )
+    numba.set_num_threads(k)
+
+
+def get_num_threads() -> int:
+    """Number of threads the compiled kernels use in the calling thread."""
+    return int(numba.get_num_threads())
