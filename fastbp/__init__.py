@@ -6,13 +6,13 @@ gradient.  See DESIGN.md for the notation.
 """
 
 from ._threads import get_num_threads, set_num_threads
+from ._version import __version__
 from .callbacks import Callback, EarlyStopping
 from .gradients import Gradients, backprop, gradcheck
+from .io import load, load_trainer, save
 from .network import Network
 from .optim import SGD, Adam, Constant, Exponential, InverseScaling, StepDecay
 from .trainer import History, Trainer
-
-__version__ = "0.1.0"
 
 __all__ = [
     "SGD",
@@ -31,5 +31,8 @@ __all__ = [
     "backprop",
     "get_num_threads",
     "gradcheck",
+    "load",
+    "load_trainer",
+    "save",
     "set_num_threads",
 ]

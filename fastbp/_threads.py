@@ -25,7 +25,7 @@ def set_num_threads(n: int) -> None:
         k = operator.index(n)
     except TypeError:
         raise TypeError(f"the thread count must be an integer, got {n!r}") from None
-    limit = numba.config.NUMBA_NUM_THREADS
+    limit = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     if not 1 <= k <= limit:
         raise ValueError(
             f"the thread count must lie between 1 and {limit} (the threads Numba started with; "
