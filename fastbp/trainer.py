@@ -18,7 +18,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _kernels, losses, vectorised
-from ._kernels.train import train_epoch
 from ._validation import check_backend, check_X, check_Y
 from .activations import SIGMOID
 from .callbacks import Callback, EarlyStopping
@@ -215,7 +214,7 @@ class Trainer:
     def _epoch_loops(self, X: NDArray, Y: NDArray, perm: NDArray, hyper: NDArray, norms: NDArray) -> tuple[float, int]:
         net, ws = self.net, self._train_ws
         assert ws is not None
-        total, seen = train_epoch(
+        total, seen = _kernels.train_epoch(
             net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off, ws.Z, ws.z_off,
             self._loss, X, Y, perm, ws.capacity, ws.Y, ws.D, ws.grad, ws.costs,
             self.optimizer.code, hyper, self.decay, self.weight_decay, self.state1, self.state2, self.step, norms,
@@ -226,13 +225,19 @@ class Trainer:
         self, X: NDArray, Y: NDArray, perm: NDArray, hyper: NDArray, norms: NDArray
     ) -> tuple[float, int]:
         """The twin of ``train_epoch``: the same batches, in Python."""
+        norms[...] = 0
+        n = X.shape[0]
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by fit
+            return self._batches_vectorised(X, Y, perm, hyper, norms, n)
+
+    def _batches_vectorised(
+        self, X: NDArray, Y: NDArray, perm: NDArray, hyper: NDArray, norms: NDArray, n: int
+    ) -> tuple[float, int]:
         net, ws = self.net, self._train_ws
         assert ws is not None
         gw, gb = net._split(ws.grad)
         acts = list(net._acts)
-        norms[...] = 0
         total, seen, step = 0.0, 0, self.step
-        n = X.shape[0]
         for start in range(0, n, ws.capacity):
             m = min(ws.capacity, n - start)
             idx = perm[start : start + m]

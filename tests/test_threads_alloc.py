@@ -49,7 +49,7 @@ ALLOC_SCRIPT = textwrap.dedent(
     """
     import numpy as np, fastbp
     from numba import njit
-    from fastbp import _kernels
+    from fastbp._kernels import core as _kernels
     from numba.core.runtime import rtsys
 
     # Calling from Python wraps each array argument in a runtime object, which
