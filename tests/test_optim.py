@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp._kernels.train import update
+from fastbp._kernels.train import step_update as update
 from fastbp.optim import update_numpy
 
 

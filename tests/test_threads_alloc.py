@@ -20,8 +20,8 @@ HASH_SCRIPT = textwrap.dedent(
         for hidden, output, loss in [("tanh", "softmax", "cross_entropy"), ("relu", "sigmoid", "quadratic")]:
             net = fastbp.Network([150, 64, 33, 10], activation=hidden, output=output, dtype=dtype, seed=1)
             rng = np.random.default_rng(2)
-            X = rng.normal(size=(67, 150))
-            y = rng.integers(0, 10, size=67)
+            X = rng.normal(size=(300, 150))
+            y = rng.integers(0, 10, size=300)
             g = fastbp.backprop(net, X, y, loss=loss)
             for arr in [g.params, *g.deltas, net.forward(X)]:
                 h.update(arr.tobytes())
@@ -137,3 +137,35 @@ def test_returned_arrays_are_owned(backend):
     fastbp.backprop(net, -X, -Y, backend=backend)
     np.testing.assert_array_equal(g.params, kept[0])
     np.testing.assert_array_equal(g.deltas[0], kept[1])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_serial_and_parallel_variants_give_the_same_bits(dtype):
+    """Each kernel is compiled twice with the same loops; the drivers may pick either."""
+    from fastbp._kernels import core, train
+
+    rng = np.random.default_rng(0)
+    n, n_in, n_out = 45, 140, 37
+    W = rng.normal(size=(n_out, n_in)).astype(dtype)
+    b = rng.normal(size=n_out).astype(dtype)
+    A_in = rng.normal(size=(n, n_in)).astype(dtype)
+    D_next = rng.normal(size=(n, n_out)).astype(dtype)
+    Y = rng.random(size=(n, n_out)).astype(dtype)
+    p0, g0, m0 = (rng.normal(size=500).astype(dtype) for _ in range(3))
+    v0 = np.abs(rng.normal(size=500)).astype(dtype)
+    hyper = np.array([0.01, 0.9, 0.999, 1e-8, 0.0])
+    outs = []
+    for variant in ("par", "ser"):
+        Z, A_out = np.zeros((n, n_out), dtype), np.zeros((n, n_out), dtype)
+        getattr(core, f"layer_forward_{variant}")(W, b, A_in, Z, A_out, 2)
+        D_in = np.zeros((n, n_in), dtype)
+        getattr(core, f"layer_backward_{variant}")(W, D_next, A_in, np.tanh(A_in), D_in, 2)
+        dW, db = np.zeros_like(W), np.zeros_like(b)
+        getattr(core, f"layer_gradients_{variant}")(D_next, A_in, dW, db)
+        D_out, costs = np.zeros_like(Z), np.zeros(n, dtype)
+        getattr(core, f"output_delta_{variant}")(1, 5, Z, A_out, Y, D_out, costs)
+        p, g, s1, s2 = p0.copy(), g0.copy(), m0.copy(), v0.copy()
+        getattr(train, f"update_{variant}")(1, hyper, p, g, np.ones(500, dtype), 0.1, s1, s2, 3)
+        outs.append([Z, A_out, D_in, dW, db, D_out, costs, p, s1, s2])
+    for a, b_ in zip(*outs, strict=True):
+        np.testing.assert_array_equal(a, b_)

@@ -287,7 +287,7 @@ TRAIN_SCRIPT = textwrap.dedent(
     h = hashlib.sha256()
     for dtype in ("float64", "float32"):
         net = fastbp.Network([150, 70, 40, 10], activation="relu", output="softmax", dtype=dtype, seed=1)
-        tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=fastbp.Adam(lr=0.01), batch_size=37,
+        tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=fastbp.Adam(lr=0.01), batch_size=128,
                             weight_decay=1e-4, seed=2)
         hist = tr.fit(X, y, epochs=3, track_deltas=True)
         h.update(net.params.tobytes())

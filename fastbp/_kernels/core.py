@@ -22,9 +22,12 @@ Rules that keep the kernels fast and reproducible:
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 from numba import njit, prange
 
+from .._config import PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK
 from ..activations import IDENTITY, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SOFTMAX, TANH
 from ..losses import CROSS_ENTROPY, QUADRATIC
 
@@ -168,7 +171,6 @@ TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
 TILE_COLS = 128  # columns of δ^l (or of ∂C/∂θ) per tile
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
 def layer_forward(W, b, A_in, Z, A_out, code):
     """z = θa + b and a' = f(z) for every sample.
 
@@ -219,7 +221,6 @@ def layer_forward(W, b, A_in, Z, A_out, code):
         _activate_row(code, Z[i], A_out[i])
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
 def layer_backward(W, D_next, Z, A, D, code):
     """δ^l = ((θ^l)^T δ^{l+1}) ⊙ f'(z^l) for every sample.
 
@@ -275,7 +276,6 @@ def layer_backward(W, D_next, Z, A, D, code):
             _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
 def layer_gradients(D_next, A_in, dW, db):
     """∂C/∂θ^l = mean over samples of δ^{l+1} (a^l)^T, ∂C/∂b^l = mean of δ^{l+1}.
 
@@ -335,7 +335,6 @@ def layer_gradients(D_next, A_in, dW, db):
         db[j] = s * inv_n
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
 def output_delta(loss, code, Z, A, Y, D, costs):
     """δ^L and the per-sample costs C_n for every sample.
 
@@ -352,6 +351,43 @@ def output_delta(loss, code, Z, A, Y, D, costs):
     """
     for i in prange(Z.shape[0]):
         costs[i] = _output_row(loss, code, Z[i], A[i], Y[i], D[i])
+
+
+# --- serial and parallel variants ---------------------------------------------
+
+
+def compile_pair(fn, fastmath=FASTMATH):
+    """Compile ``fn`` twice: with ``parallel=True``, and serially (prange as range).
+
+    The two run the same loops in the same order, so they give the same bits
+    (a test holds them to it); the drivers choose by work size (``_config``).
+    Numba's cache keys on the function's qualified name and ignores decorator
+    options, so each variant is a copy of ``fn`` under its own name.  Loops
+    without reductions gain nothing from ``reassoc`` and should pass
+    ``fastmath=False``: with it, LLVM may regroup a product differently in the
+    two variants (e.g. hoisting part of it out of one loop).
+    """
+    out = []
+    for parallel, suffix in ((True, "_par"), (False, "_ser")):
+        clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__)
+        clone.__qualname__ = fn.__qualname__ + suffix
+        clone.__doc__ = fn.__doc__
+        out.append(njit(parallel=parallel, fastmath=fastmath, cache=True)(clone))
+    return out[0], out[1]
+
+
+layer_forward_par, layer_forward_ser = compile_pair(layer_forward)
+layer_backward_par, layer_backward_ser = compile_pair(layer_backward)
+layer_gradients_par, layer_gradients_ser = compile_pair(layer_gradients)
+output_delta_par, output_delta_ser = compile_pair(output_delta)
+
+
+@njit(cache=True)
+def _output_delta(loss, code, Z, A, Y, D, costs):
+    if Z.shape[0] * Z.shape[1] >= PARALLEL_MIN_ELEMENTS:
+        output_delta_par(loss, code, Z, A, Y, D, costs)
+    else:
+        output_delta_ser(loss, code, Z, A, Y, D, costs)
 
 
 # --- network drivers ---------------------------------------------------------
@@ -394,14 +430,13 @@ def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n):
     """
     for l in range(sizes.shape[0] - 1):
         W, b = _views(params, w_off, b_off, sizes, l)
-        layer_forward(
-            W,
-            b,
-            _rows(A, a_off, l, n, sizes[l]),
-            _rows(Z, z_off, l, n, sizes[l + 1]),
-            _rows(A, a_off, l + 1, n, sizes[l + 1]),
-            acts[l],
-        )
+        A_in = _rows(A, a_off, l, n, sizes[l])
+        Zl = _rows(Z, z_off, l, n, sizes[l + 1])
+        A_out = _rows(A, a_off, l + 1, n, sizes[l + 1])
+        if n * sizes[l] * sizes[l + 1] >= PARALLEL_MIN_WORK:
+            layer_forward_par(W, b, A_in, Zl, A_out, acts[l])
+        else:
+            layer_forward_ser(W, b, A_in, Zl, A_out, acts[l])
 
 
 @njit(cache=True)
@@ -429,7 +464,7 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
     forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n)
     top = sizes.shape[0] - 2
     width = sizes[top + 1]
-    output_delta(
+    _output_delta(
         loss,
         acts[top],
         _rows(Z, z_off, top, n, width),
@@ -443,12 +478,18 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
         D_next = _rows(D, z_off, l, n, n_out)
         A_in = _rows(A, a_off, l, n, n_in)
         dW, db = _views(grad, w_off, b_off, sizes, l)
-        layer_gradients(D_next, A_in, dW, db)
+        parallel = n * n_in * n_out >= PARALLEL_MIN_WORK
+        if parallel:
+            layer_gradients_par(D_next, A_in, dW, db)
+        else:
+            layer_gradients_ser(D_next, A_in, dW, db)
         if l > 0:  # δ of the input layer is never needed
             W, _ = _views(params, w_off, b_off, sizes, l)
-            layer_backward(
-                W, D_next, _rows(Z, z_off, l - 1, n, n_in), A_in, _rows(D, z_off, l - 1, n, n_in), acts[l - 1]
-            )
+            Z_in, D_in = _rows(Z, z_off, l - 1, n, n_in), _rows(D, z_off, l - 1, n, n_in)
+            if parallel:
+                layer_backward_par(W, D_next, Z_in, A_in, D_in, acts[l - 1])
+            else:
+                layer_backward_ser(W, D_next, Z_in, A_in, D_in, acts[l - 1])
     total = 0.0
     for i in range(n):
         total += costs[i]
@@ -469,7 +510,7 @@ def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, c
     forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n)
     top = sizes.shape[0] - 2
     width = sizes[top + 1]
-    output_delta(
+    _output_delta(
         loss,
         acts[top],
         _rows(Z, z_off, top, n, width),

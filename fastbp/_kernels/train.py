@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .._config import PARALLEL_MIN_ELEMENTS
 from ..optim import ADAM_CODE, SGD_CODE
-from .core import FASTMATH, _rows, backprop
+from .core import _rows, backprop, compile_pair
 
 _SGD, _ADAM = SGD_CODE, ADAM_CODE
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
 def update(code, hyper, params, grad, decay, wd, s1, s2, step):
     """One optimiser step over the flat buffers, weight decay included.
 
@@ -70,6 +70,18 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
             s1[i] = m
             s2[i] = v
             params[i] -= lr * (m * c1) / (np.sqrt(v * c2) + eps)
+
+
+update_par, update_ser = compile_pair(update, fastmath=False)  # elementwise: exact IEEE arithmetic
+
+
+@njit(cache=True)
+def step_update(code, hyper, params, grad, decay, wd, s1, s2, step):
+    """:func:`update`, in parallel when the buffer is large."""
+    if params.shape[0] >= PARALLEL_MIN_ELEMENTS:
+        update_par(code, hyper, params, grad, decay, wd, s1, s2, step)
+    else:
+        update_ser(code, hyper, params, grad, decay, wd, s1, s2, step)
 
 
 @njit(cache=True)
@@ -140,5 +152,5 @@ def train_epoch(
                         s += Dl[i, k] * Dl[i, k]
                     norms[l] += np.sqrt(s)
         step += 1
-        update(code, hyper, params, grad, decay, wd, s1, s2, step)
+        step_update(code, hyper, params, grad, decay, wd, s1, s2, step)
     return total, seen
