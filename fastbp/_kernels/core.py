@@ -18,6 +18,9 @@ Rules that keep the kernels fast and reproducible:
   literal would promote a float32 loop to float64.
 * ``fastmath={"reassoc", "contract"}`` lets reductions vectorise without the
   ``nnan``/``ninf`` flags that would break NaN checks.
+* ``error_model="numpy"``: a division by zero gives inf or NaN as in NumPy;
+  Python's model raises ZeroDivisionError, and the check it adds before every
+  division stops LLVM from vectorising the loop.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from numba import njit, prange
 from .._config import PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK
 from ..activations import IDENTITY, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SOFTMAX, TANH
 from ..losses import CROSS_ENTROPY, QUADRATIC
+from .mathfn import tanh
 
 FASTMATH = {"reassoc", "contract"}
 BLOCK = 4  # samples per prange iteration
@@ -50,7 +54,7 @@ _SLOPE = LEAKY_SLOPE
 # --- per-row helpers (serial, inlined into the parallel loops) -----------------
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _activate_row(code, z, a):
     """Write a = f(z) for one sample's row (softmax normalises the row)."""
     one = z.dtype.type(1.0)
@@ -69,7 +73,7 @@ def _activate_row(code, z, a):
                 a[k] = e / (one + e)
     elif code == _TANH:
         for k in range(n):
-            a[k] = np.tanh(z[k])
+            a[k] = tanh(z[k])
     elif code == _RELU:
         for k in range(n):
             a[k] = z[k] if z[k] > zero else zero
@@ -89,7 +93,7 @@ def _activate_row(code, z, a):
             a[k] = a[k] / s
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _times_derivative_row(code, z, a, d):
     """Multiply one row of d by f'(z), using a = f(z) where cheaper."""
     one = z.dtype.type(1.0)
@@ -113,7 +117,7 @@ def _times_derivative_row(code, z, a, d):
     # identity: f' = 1; softmax never reaches here (output layer only)
 
 
-@njit(fastmath=FASTMATH, cache=True)
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _output_row(loss, code, z, a, y, d):
     """Write δ^L = ∂C_n/∂z^L for one sample into d and return C_n."""
     zero = z.dtype.type(0.0)
@@ -372,7 +376,7 @@ def compile_pair(fn, fastmath=FASTMATH):
         clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__)
         clone.__qualname__ = fn.__qualname__ + suffix
         clone.__doc__ = fn.__doc__
-        out.append(njit(parallel=parallel, fastmath=fastmath, cache=True)(clone))
+        out.append(njit(parallel=parallel, fastmath=fastmath, error_model="numpy", cache=True)(clone))
     return out[0], out[1]
 
 
@@ -382,7 +386,7 @@ layer_gradients_par, layer_gradients_ser = compile_pair(layer_gradients)
 output_delta_par, output_delta_ser = compile_pair(output_delta)
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _output_delta(loss, code, Z, A, Y, D, costs):
     if Z.shape[0] * Z.shape[1] >= PARALLEL_MIN_ELEMENTS:
         output_delta_par(loss, code, Z, A, Y, D, costs)
@@ -393,7 +397,7 @@ def _output_delta(loss, code, Z, A, Y, D, costs):
 # --- network drivers ---------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _views(params, w_off, b_off, sizes, l):
     n_in, n_out = sizes[l], sizes[l + 1]
     W = params[w_off[l] : w_off[l] + n_out * n_in].reshape((n_out, n_in))
@@ -401,12 +405,12 @@ def _views(params, w_off, b_off, sizes, l):
     return W, b
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def _rows(buf, off, l, n, width):
     return buf[off[l] : off[l] + n * width].reshape((n, width))
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n):
     """Forward pass through every layer.
 
@@ -439,7 +443,7 @@ def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n):
             layer_forward_ser(W, b, A_in, Zl, A_out, acts[l])
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs):
     """Forward pass, δ^L, the δ recursion and every gradient.
 
@@ -496,7 +500,7 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
     return total / n
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs):
     """Mean cost after a forward pass (δ^L is written to ``D`` on the way).
 

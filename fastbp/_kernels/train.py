@@ -75,7 +75,7 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
 update_par, update_ser = compile_pair(update, fastmath=False)  # elementwise: exact IEEE arithmetic
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def step_update(code, hyper, params, grad, decay, wd, s1, s2, step):
     """:func:`update`, in parallel when the buffer is large."""
     if params.shape[0] >= PARALLEL_MIN_ELEMENTS:
@@ -84,7 +84,7 @@ def step_update(code, hyper, params, grad, decay, wd, s1, s2, step):
         update_ser(code, hyper, params, grad, decay, wd, s1, s2, step)
 
 
-@njit(cache=True)
+@njit(error_model="numpy", cache=True)
 def train_epoch(
     params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, loss, X, Y, perm, batch, Yb, D, grad, costs,
     code, hyper, decay, wd, s1, s2, step, norms,
