@@ -9,9 +9,10 @@ from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
 from .callbacks import Callback, EarlyStopping
 from .gradients import Gradients, backprop, gradcheck
-from .io import load, load_trainer, save
+from .io import load, load_estimator, load_trainer, save
 from .network import Network
 from .optim import SGD, Adam, Constant, Exponential, InverseScaling, StepDecay
+from .sklearn import FastBPClassifier, FastBPRegressor
 from .trainer import History, Trainer
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "Constant",
     "EarlyStopping",
     "Exponential",
+    "FastBPClassifier",
+    "FastBPRegressor",
     "Gradients",
     "History",
     "InverseScaling",
@@ -32,6 +35,7 @@ __all__ = [
     "get_num_threads",
     "gradcheck",
     "load",
+    "load_estimator",
     "load_trainer",
     "save",
     "set_num_threads",

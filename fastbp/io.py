@@ -52,12 +52,38 @@ def _optimizer_meta(opt: SGD | Adam) -> dict[str, Any]:
     }
 
 
-def save(obj: Network | Trainer, path: str | os.PathLike[str]) -> Path:
-    """Write a network, or a trainer with its network, to ``path`` atomically.
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _estimator_meta(est: Any) -> dict[str, Any]:
+    """What a fitted scikit-learn estimator needs besides its network."""
+    params = {k: _jsonable(v) for k, v in est.get_params().items()}
+    if not isinstance(params.get("random_state"), int | None):
+        params["random_state"] = None  # a RandomState object: its role ended with fit
+    fitted = {
+        name: _jsonable(getattr(est, name))
+        for name in ("classes_", "n_features_in_", "feature_names_in_", "loss_curve_", "n_iter_", "t_",
+                     "best_loss_", "validation_scores_", "best_validation_score_", "_multilabel", "_y_1d")
+        if hasattr(est, name)
+    }  # fmt: skip
+    return {"class": type(est).__name__, "params": params, "fitted": fitted}
+
+
+def save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a network, a trainer, or a fitted estimator to ``path`` atomically.
 
     Parameters
     ----------
-    obj : Network or Trainer
+    obj : Network, Trainer, FastBPClassifier or FastBPRegressor
+        A trainer is saved with its network and optimiser state; an estimator
+        with its network and fitted attributes (not its optimiser state).
     path : str or path-like
         Destination; ``.npz`` is appended when missing.
 
@@ -66,10 +92,17 @@ def save(obj: Network | Trainer, path: str | os.PathLike[str]) -> Path:
     Path
         The file written.
     """
+    from .sklearn import _BaseFastBP
+
+    estimator = obj if isinstance(obj, _BaseFastBP) else None
+    if estimator is not None and not hasattr(estimator, "network_"):
+        raise ValueError(f"this {type(obj).__name__} is not fitted yet: call fit before saving it")
     trainer = obj if isinstance(obj, Trainer) else None
-    net = trainer.net if trainer is not None else obj
+    net = estimator.network_ if estimator is not None else trainer.net if trainer is not None else obj
     if not isinstance(net, Network):
-        raise TypeError(f"save expects a fastbp.Network or fastbp.Trainer, got {type(obj).__name__}")
+        raise TypeError(
+            f"save expects a fastbp.Network, fastbp.Trainer or fitted fastbp estimator, got {type(obj).__name__}"
+        )
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
@@ -99,6 +132,8 @@ def save(obj: Network | Trainer, path: str | os.PathLike[str]) -> Path:
                 "rng": trainer.rng.bit_generator.state,
             },
         )
+    if estimator is not None:
+        meta.update(kind="estimator", estimator=_estimator_meta(estimator))
     meta["sha256"] = {name: _digest(a) for name, a in arrays.items()}
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
 
@@ -181,7 +216,7 @@ def load_trainer(path: str | os.PathLike[str]) -> Trainer:
     """
     meta, arrays = _read(path)
     if meta.get("kind") != "trainer":
-        raise ValueError(f"{path} holds a network, not a trainer: use fastbp.load")
+        raise ValueError(f"{path} holds a {meta.get('kind', 'network')}, not a trainer")
     net = _network(path, meta, arrays)
     try:
         t = meta["trainer"]
@@ -201,3 +236,37 @@ def load_trainer(path: str | os.PathLike[str]) -> Trainer:
             raise ValueError(f"{path} lacks a valid optimiser state array {name!r}")
         getattr(trainer, name)[...] = arrays[name]
     return trainer
+
+
+def load_estimator(path: str | os.PathLike[str]) -> Any:
+    """Read a fitted FastBPClassifier or FastBPRegressor written by :func:`save`.
+
+    The estimator predicts exactly as the saved one; its optimiser starts
+    afresh if it is trained further (``warm_start`` or ``partial_fit``).
+    """
+    from sklearn.preprocessing import LabelBinarizer
+
+    from .sklearn import FastBPClassifier, FastBPRegressor
+
+    meta, arrays = _read(path)
+    if meta.get("kind") != "estimator":
+        raise ValueError(f"{path} holds a {meta.get('kind', 'network')}, not a fitted estimator")
+    net = _network(path, meta, arrays)
+    try:
+        info = meta["estimator"]
+        cls = {"FastBPClassifier": FastBPClassifier, "FastBPRegressor": FastBPRegressor}[info["class"]]
+        params = dict(info["params"])
+        if isinstance(params.get("hidden_layer_sizes"), list):
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        est = cls(**params)
+        for name, value in info["fitted"].items():
+            setattr(est, name, np.asarray(value) if name in ("classes_", "feature_names_in_") else value)
+        est.network_ = net
+        est._initialise_trainer(net)
+        if isinstance(est, FastBPClassifier):
+            est._lb = LabelBinarizer()
+            est._lb.fit(np.eye(len(est.classes_), dtype=int) if est._multilabel else est.classes_)
+        est._publish()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} describes an invalid estimator: {exc}") from None
+    return est

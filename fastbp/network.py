@@ -232,6 +232,19 @@ class Network:
         new.weights, new.biases = new._split(new.params)
         return new
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickle the flat buffer once; the per-layer views are rebuilt on load
+        # (pickled separately they would become copies, no longer views).
+        state = dict(self.__dict__)
+        for key in ("weights", "biases", "_ws"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.weights, self.biases = self._split(self.params)
+        self._ws = None
+
     @property
     def n_params(self) -> int:
         """Number of weights and biases."""

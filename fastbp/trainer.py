@@ -433,6 +433,11 @@ class Trainer:
         """The network's outputs a^L, shape ``(n_samples, sizes[-1])``."""
         return self.net.forward(X, backend=self.backend)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_train_ws"] = state["_eval_ws"] = None  # buffers, rebuilt when needed
+        return state
+
     def __repr__(self) -> str:
         return (
             f"Trainer({self.net!r}, loss={self.loss!r}, optimizer={self.optimizer!r}, "

@@ -74,3 +74,16 @@ def test_extreme_inputs_stay_finite():
             g = fastbp.backprop(net, X, Y, loss=loss, backend=backend)
             assert np.isfinite(g.loss) and np.isfinite(g.params).all()
             assert g.loss > 100  # the wrong class is predicted with certainty: a large, finite cost
+
+
+def test_pickle_keeps_the_views():
+    import pickle
+
+    net = fastbp.Network([3, 4, 2], activation="relu", seed=0)
+    net.forward(np.ones((5, 3)))  # builds a workspace, which is not pickled
+    back = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(back.params, net.params)
+    assert np.shares_memory(back.weights[1], back.params) and np.shares_memory(back.biases[0], back.params)
+    back.params[0] = 42.0
+    assert back.weights[0][0, 0] == 42.0
+    np.testing.assert_array_equal(back.forward(np.ones((2, 3)))[0] * 0 + 1, np.ones(2))

@@ -129,7 +129,7 @@ def test_interrupted_save_leaves_the_old_file(tmp_path, monkeypatch):
 
 
 def test_save_rejects_other_objects(tmp_path):
-    with pytest.raises(TypeError, match=r"Network or fastbp\.Trainer"):
+    with pytest.raises(TypeError, match=r"Network, fastbp\.Trainer or fitted fastbp estimator"):
         fastbp.save({"a": 1}, tmp_path / "x.npz")
 
 
