@@ -5,6 +5,7 @@ The δ formulation: δ^l = ∂C/∂z^l; ∂C/∂θ^l = δ^{l+1} (a^l)^T and
 gradient.  See DESIGN.md for the notation.
 """
 
+from . import datasets
 from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
 from .callbacks import Callback, EarlyStopping
@@ -32,6 +33,7 @@ __all__ = [
     "Trainer",
     "__version__",
     "backprop",
+    "datasets",
     "get_num_threads",
     "gradcheck",
     "load",
