@@ -9,6 +9,7 @@ from . import datasets
 from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
 from .callbacks import Callback, EarlyStopping
+from .explain import explain
 from .gradients import Gradients, backprop, gradcheck
 from .io import load, load_estimator, load_trainer, save
 from .network import Network
@@ -34,6 +35,7 @@ __all__ = [
     "__version__",
     "backprop",
     "datasets",
+    "explain",
     "get_num_threads",
     "gradcheck",
     "load",
