@@ -157,6 +157,8 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, NDArr
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir() or not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a readable fastbp file: not a .npz (zip) archive, or a truncated one")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {name: z[name] for name in z.files}
