@@ -64,6 +64,7 @@ def test_grid_search_with_two_jobs(digits):
     assert len(grid.cv_results_["mean_test_score"]) == 4
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_binary_and_string_labels():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3))
@@ -75,6 +76,7 @@ def test_binary_and_string_labels():
     assert clf.predict_proba(X).shape == (200, 2)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_multilabel():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 4))
