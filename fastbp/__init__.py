@@ -14,7 +14,6 @@ from .gradients import Gradients, backprop, gradcheck
 from .io import load, load_estimator, load_trainer, save
 from .network import Network
 from .optim import SGD, Adam, Constant, Exponential, InverseScaling, StepDecay
-from .sklearn import FastBPClassifier, FastBPRegressor
 from .trainer import History, Trainer
 
 __all__ = [
@@ -44,3 +43,12 @@ __all__ = [
     "save",
     "set_num_threads",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # scikit-learn takes half a second to import: load the estimators on first use
+    if name in ("FastBPClassifier", "FastBPRegressor"):
+        from . import sklearn as _sk
+
+        return getattr(_sk, name)
+    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
