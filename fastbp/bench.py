@@ -1,22 +1,25 @@
 """Loops against matrix products: one forward+backward pass with each backend.
 
-Shared by ``fastbp bench`` and ``scripts/bench_kernels.py``.
-
-Each backend runs in its own process (numba's and OpenBLAS's thread pools fight
-when both are busy in one process).  For every batch size × hidden width the
-network is ``[784, width, width]`` and one call computes the forward pass,
-δ^L, the δ recursion and every gradient into the preallocated workspace, the
-same work for both backends.  Figures are medians of several repeats.
+Shared by ``fastbp bench``, ``scripts/bench_kernels.py`` and
+``scripts/compare_formulations.py``.  Each backend runs in its own process
+(numba's and OpenBLAS's thread pools fight when both are busy in one process);
+for every dtype the same run also measures the machine's matrix-product peak
+(a large NumPy matmul with the same thread count), so each figure also reads
+as a fraction of what this machine can do.  The network is
+``[784, width, width]``; one call computes the forward pass, δ^L, the δ
+recursion and every gradient into the preallocated workspace, the same work
+for both backends.  Figures are medians of 7 repeats.
 
 Usage::
 
     fastbp bench                                     # the full grid, every core
-    fastbp bench --batches 1 32 --widths 32 128 --threads 1 --plot ratio.png
+    fastbp bench --batches 1 32 --widths 32 128 --dtypes float64 float32 --csv out.csv --plot ratio.png
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
 import json
 import os
@@ -38,10 +41,35 @@ def flops(sizes: list[int], n: int) -> int:
     return 2 * n * (2 * fwd + back)
 
 
+def _median_time(fn, min_time: float) -> float:
+    fn()  # compile and warm the caches
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-7)
+    reps = max(1, int(min_time / once))
+    samples = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        samples.append((time.perf_counter() - t0) / reps)
+    return statistics.median(samples)
+
+
 def worker(backend: str, batches: list[int], widths: list[int], dtype: str, activation: str, min_time: float) -> None:
-    """Time the grid for one backend and print one JSON document."""
-    import numba
+    """Time the grid for one backend (or the matmul peak) and print one JSON document."""
     import numpy as np
+
+    if backend == "peak":
+        n = 2048
+        a = np.random.default_rng(0).random((n, n)).astype(dtype)
+        b = a.copy()
+        out = np.empty_like(a)
+        sec = _median_time(lambda: np.matmul(a, b, out=out), min_time)
+        print(json.dumps({"gflops": 2 * n**3 / sec / 1e9}))
+        return
+
+    import numba
 
     import fastbp
     from fastbp.gradients import _prepare, _run
@@ -55,115 +83,62 @@ def worker(backend: str, batches: list[int], widths: list[int], dtype: str, acti
             X = rng.normal(size=(n, N_INPUT))
             Y = rng.normal(size=(n, width))
             code, ws, m = _prepare(net, X, Y, "quadratic", backend)
-            _run(net, code, ws, m, backend)  # compile and warm the caches
-            # enough calls per repeat to last min_time, then the median of 7 repeats
-            t0 = time.perf_counter()
-            _run(net, code, ws, m, backend)
-            once = max(time.perf_counter() - t0, 1e-7)
-            reps = max(1, int(min_time / once))
-            samples = []
-            for _ in range(7):
-                t0 = time.perf_counter()
-                for _ in range(reps):
-                    _run(net, code, ws, m, backend)
-                samples.append((time.perf_counter() - t0) / reps)
-            sec = statistics.median(samples)
+            sec = _median_time(lambda: _run(net, code, ws, m, backend), min_time)  # noqa: B023
             rows.append({"width": width, "batch": n, "ms": sec * 1e3, "gflops": flops(sizes, n) / sec / 1e9})
-    print(
-        json.dumps(
-            {
-                "backend": backend,
-                "threads": numba.get_num_threads(),
-                "layer": numba.threading_layer(),
-                "rows": rows,
-            }
-        )
-    )
+    info = {"threads": numba.get_num_threads(), "layer": numba.threading_layer()}
+    print(json.dumps({"backend": backend, **info, "rows": rows}))
 
 
-def run_backend(backend: str, args: argparse.Namespace) -> dict:
+def run_backend(backend: str, args: argparse.Namespace, dtype: str) -> dict:
+    """Run :func:`worker` in a fresh process with the right thread settings."""
     env = dict(os.environ)
     threads = str(args.threads)
     env["NUMBA_NUM_THREADS"] = threads
     env.setdefault("NUMBA_THREADING_LAYER", "omp")
     # the loops never call BLAS; give BLAS the threads only where it does the work
-    blas = threads if backend == "vectorised" else "1"
+    blas = "1" if backend == "loops" else threads
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = blas
-    cmd = [
-        sys.executable,
-        "-m",
-        "fastbp.bench",
-        "--worker",
-        backend,
-        "--dtype",
-        args.dtype,
-        "--activation",
-        args.activation,
-        "--min-time",
-        str(args.min_time),
-        "--batches",
-        *map(str, args.batches),
-        "--widths",
-        *map(str, args.widths),
-    ]
+    cmd = [sys.executable, "-m", "fastbp.bench", "--worker", backend, "--dtypes", dtype,
+           "--activation", args.activation, "--min-time", str(args.min_time),
+           "--batches", *map(str, args.batches), "--widths", *map(str, args.widths)]  # fmt: skip
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        raise SystemExit(f"{backend} worker failed:\n{out.stderr}")
+        raise RuntimeError(f"the {backend} worker failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def table(loops: dict, vec: dict) -> str:
+def table(loops: dict, vec: dict, peak: float) -> str:
+    """Markdown table of one dtype's results."""
     lines = [
-        "| width | batch | loops ms | vectorised ms | loops GFLOP/s | vectorised GFLOP/s | loops/vectorised speed |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| width | batch | loops ms | vectorised ms | loops GFLOP/s | vectorised GFLOP/s "
+        "| loops % peak | vectorised % peak | loops/vectorised speed |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for a, b in zip(loops["rows"], vec["rows"], strict=True):
         ratio = b["ms"] / a["ms"]  # > 1: loops faster
         lines.append(
-            f"| {a['width']} | {a['batch']} | {a['ms']:.4f} | {b['ms']:.4f} | "
-            f"{a['gflops']:.1f} | {b['gflops']:.1f} | {ratio:.2f}x |"
+            f"| {a['width']} | {a['batch']} | {a['ms']:.4f} | {b['ms']:.4f} | {a['gflops']:.1f} | {b['gflops']:.1f} "
+            f"| {100 * a['gflops'] / peak:.0f}% | {100 * b['gflops'] / peak:.0f}% | {ratio:.2f}x |"
         )
     return "\n".join(lines)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``fastbp bench`` and of this module's own command line."""
-    p.add_argument("--batches", type=int, nargs="+", default=list(DEFAULT_BATCHES))
-    p.add_argument("--widths", type=int, nargs="+", default=list(DEFAULT_WIDTHS))
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--activation", default="relu")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--min-time", type=float, default=0.05, help="seconds per timing repeat")
-    p.add_argument("--plot", metavar="FILE", help="also draw the speed ratio against batch size to a PNG")
-    p.add_argument("--worker", choices=["loops", "vectorised"], help=argparse.SUPPRESS)
+def write_csv(results: list[tuple[str, float, dict, dict]], path: str) -> None:
+    """One row per dtype × width × batch."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["dtype", "width", "batch", "loops_ms", "vectorised_ms", "loops_gflops", "vectorised_gflops",
+                    "peak_gflops", "loops_over_vectorised_speed"])  # fmt: skip
+        for dtype, peak, loops, vec in results:
+            for a, b in zip(loops["rows"], vec["rows"], strict=True):
+                w.writerow([dtype, a["width"], a["batch"], f"{a['ms']:.6g}", f"{b['ms']:.6g}", f"{a['gflops']:.4g}",
+                            f"{b['gflops']:.4g}", f"{peak:.4g}", f"{b['ms'] / a['ms']:.4g}"])  # fmt: skip
+    print(f"CSV written to {path}")
 
 
-def run(args: argparse.Namespace) -> None:
-    """Run the comparison described by parsed arguments and print the table."""
-    if args.worker:
-        worker(args.worker, args.batches, args.widths, args.dtype, args.activation, args.min_time)
-        return
-    if min(args.batches) < 1 or min(args.widths) < 1 or args.threads < 1 or not args.min_time > 0:
-        raise ValueError("batches, widths and threads must be positive integers, and --min-time positive")
-    loops = run_backend("loops", args)
-    vec = run_backend("vectorised", args)
-    print(
-        f"network [784, width, width], {args.activation} hidden, identity output, quadratic cost, {args.dtype}; "
-        f"one forward+backward per call, median of 7 repeats"
-    )
-    print(
-        f"loops: {loops['threads']} numba threads, threading layer {loops['layer']}; "
-        f"vectorised: {vec['threads']} BLAS threads (OpenBLAS via NumPy)"
-    )
-    print("speed ratio = vectorised ms / loops ms (above 1: loops faster)\n")
-    print(table(loops, vec))
-    if args.plot:
-        plot(loops, vec, args.plot)
-
-
-def plot(loops: dict, vec: dict, path: str) -> bool:
-    """Draw vectorised/loops speed ratio against batch size, one line per width."""
+def plot(results: list[tuple[str, float, dict, dict]], path: str) -> bool:
+    """Speed ratio against batch size, one line per width, one panel per dtype."""
     try:
         import matplotlib
 
@@ -172,23 +147,65 @@ def plot(loops: dict, vec: dict, path: str) -> bool:
     except ImportError:
         print("matplotlib is not installed (pip install 'fastbp[plot]'): no plot drawn")
         return False
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for width in sorted({r["width"] for r in loops["rows"]}):
-        pairs = [
-            (a["batch"], b["ms"] / a["ms"])
-            for a, b in zip(loops["rows"], vec["rows"], strict=True)
-            if a["width"] == width
-        ]
-        ax.plot(*zip(*pairs, strict=True), marker="o", label=f"width {width}")
-    ax.axhline(1.0, color="grey", lw=1, ls="--")
-    ax.set(xscale="log", xlabel="batch size", ylabel="vectorised time / loops time",
-           title="above 1: loops faster; the crossing is where matrix products start to win")  # fmt: skip
-    ax.legend()
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
+    for ax, (dtype, _, loops, vec) in zip(axes[0], results, strict=True):
+        for width in sorted({r["width"] for r in loops["rows"]}):
+            rows = zip(loops["rows"], vec["rows"], strict=True)
+            pairs = [(a["batch"], b["ms"] / a["ms"]) for a, b in rows if a["width"] == width]
+            ax.plot(*zip(*pairs, strict=True), marker="o", label=f"width {width}")
+        ax.axhline(1.0, color="grey", lw=1, ls="--")
+        ax.set(xscale="log", xlabel="batch size", ylabel="vectorised time / loops time",
+               title=f"{dtype}: above 1, loops faster; below, matrix products")  # fmt: skip
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     print(f"plot written to {path}")
     return True
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``fastbp bench`` and of this module's own command line."""
+    p.add_argument("--batches", type=int, nargs="+", default=list(DEFAULT_BATCHES))
+    p.add_argument("--widths", type=int, nargs="+", default=list(DEFAULT_WIDTHS))
+    p.add_argument("--dtypes", "--dtype", nargs="+", default=["float64"], choices=["float64", "float32"])
+    p.add_argument("--activation", default="relu")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--min-time", type=float, default=0.05, help="seconds per timing repeat")
+    p.add_argument("--csv", metavar="FILE", help="also write the figures to a CSV file")
+    p.add_argument("--plot", metavar="FILE", help="also draw the speed ratio against batch size to a PNG")
+    p.add_argument("--worker", choices=["loops", "vectorised", "peak"], help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> list[tuple[str, float, dict, dict]]:
+    """Run the comparison described by parsed arguments; print and return the results."""
+    if args.worker:
+        worker(args.worker, args.batches, args.widths, args.dtypes[0], args.activation, args.min_time)
+        return []
+    if min(args.batches) < 1 or min(args.widths) < 1 or args.threads < 1 or not args.min_time > 0:
+        raise ValueError("batches, widths and threads must be positive integers, and --min-time positive")
+    results = []
+    for dtype in args.dtypes:
+        peak = run_backend("peak", args, dtype)["gflops"]
+        loops = run_backend("loops", args, dtype)
+        vec = run_backend("vectorised", args, dtype)
+        results.append((dtype, peak, loops, vec))
+        print(
+            f"\n## {dtype}: network [784, width, width], {args.activation} hidden, identity output, quadratic cost; "
+            f"one forward+backward per call, median of 7 repeats"
+        )
+        print(
+            f"loops: {loops['threads']} numba threads, threading layer {loops['layer']}; "
+            f"vectorised: {args.threads} BLAS threads (OpenBLAS via NumPy); "
+            f"matrix-product peak measured now: {peak:.1f} GFLOP/s (2048x2048 {dtype} matmul, {args.threads} threads)"
+        )
+        print("speed ratio = vectorised ms / loops ms (above 1: loops faster)\n")
+        print(table(loops, vec, peak))
+    if args.csv:
+        write_csv(results, args.csv)
+    if args.plot:
+        plot(results, args.plot)
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/bench_kernels.py [--batches 1 10 32] [--widths 32 128] [--dtype float32] [--plot ratio.png]
+    python scripts/bench_kernels.py [--batches 1 10 32] [--widths 32 128] [--dtypes float32] [--plot ratio.png]
 """
 
 from fastbp.bench import main

@@ -1,0 +1,76 @@
+"""The asv suite and the comparison script run (the fast profile: each benchmark once)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMOKE = textwrap.dedent(
+    """
+    import inspect, itertools, subprocess, sys
+    sys.path.insert(0, "asv_benchmarks")
+    from benchmarks import kernels, training
+
+    ran = []
+    for module in (kernels, training):
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__:
+                continue
+            methods = [m for m in dir(cls) if m.startswith(("time_", "peakmem_", "track_", "timeraw_"))]
+            params = getattr(cls, "params", ())
+            combos = list(itertools.product(*params)) if params else [()]
+            for combo in combos:
+                bench = cls()
+                if hasattr(bench, "setup"):
+                    bench.setup(*combo)
+                for m in methods:
+                    if m == "timeraw_first_fit_empty_cache":
+                        compile(getattr(bench, m)(*combo), m, "exec")  # asv's CI smoke run executes it (~25 s)
+                        continue
+                    result = getattr(bench, m)(*combo)
+                    if m.startswith("timeraw_"):
+                        subprocess.run([sys.executable, "-c", result], check=True)
+                    if m.startswith("track_"):
+                        assert result == result and result > 0, (name, m, combo, result)
+                    ran.append(f"{name}.{m}{combo}")
+    print(len(ran))
+    """
+)
+
+
+def test_asv_suite_runs_in_the_fast_profile():
+    env = {**os.environ, "FASTBP_ASV_PROFILE": "fast"}
+    out = subprocess.run([sys.executable, "-c", SMOKE], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    # 3 kernel benchmarks x 2 backends, 2 epoch + 1 loss benchmarks x 3 configs x 2 backends, the warm start-up
+    assert int(out.stdout.split()[-1]) == 3 * 2 + 3 * 3 * 2 + 1
+
+
+def test_asv_config_works_offline():
+    import json
+    import re
+
+    text = (ROOT / "asv_benchmarks" / "asv.conf.json").read_text()
+    conf = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.M))
+    assert conf["environment_type"] == "existing" and conf["repo"] == ".."
+    for key in ("env_dir", "results_dir", "html_dir"):
+        assert conf[key].startswith(".asv/")
+    ignored = (ROOT / ".gitignore").read_text()
+    assert "asv_benchmarks/.asv/" in ignored
+
+
+def test_comparison_script_writes_table_csv_and_png(tmp_path):
+    script = str(ROOT / "scripts" / "compare_formulations.py")
+    args = ["--batches", "1", "8", "--widths", "8", "--min-time", "0.001", "--out", str(tmp_path)]
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    table = (tmp_path / "table.md").read_text()
+    assert "## float64" in table and "## float32" in table and "% peak" in table and "GFLOP/s" in table
+    rows = (tmp_path / "comparison.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("dtype,width,batch") and len(rows) == 1 + 2 * 2
+    assert (tmp_path / "ratio.png").read_bytes()[:4] == b"\x89PNG"
