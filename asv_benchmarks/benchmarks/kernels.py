@@ -12,12 +12,12 @@ WIDTHS = [32] if FAST else [32, 256, 1024]
 
 
 class Kernels(Benchmark):
-    """[784, width, width] relu network, float64; numba threads: FASTBP_ASV_THREADS."""
+    """[784, width, width] relu network, float64; the numba thread count is a parameter."""
 
-    params = (BACKENDS, BATCHES, WIDTHS)
-    param_names = ("backend", "batch", "width")
+    params = (BACKENDS, BATCHES, WIDTHS, [THREADS])
+    param_names = ("backend", "batch", "width", "numba_threads")
 
-    def setup(self, backend, batch, width):
+    def setup(self, backend, batch, width, threads):
         configure_threads(backend)
         self.net = fastbp.Network([784, width, width], activation="relu", output="identity", seed=0)
         X, Y = data(batch, 784, width, "float64", kind="targets")
@@ -27,14 +27,11 @@ class Kernels(Benchmark):
         _run(self.net, self.code, self.ws, self.n, backend)
         self.net._forward_ws(self.ws, self.n, backend)
 
-    def time_forward(self, backend, batch, width):
+    def time_forward(self, backend, batch, width, threads):
         self.net._forward_ws(self.ws, self.n, backend)
 
-    def time_backprop(self, backend, batch, width):
+    def time_backprop(self, backend, batch, width, threads):
         _run(self.net, self.code, self.ws, self.n, backend)
 
-    def peakmem_backprop(self, backend, batch, width):
+    def peakmem_backprop(self, backend, batch, width, threads):
         _run(self.net, self.code, self.ws, self.n, backend)
-
-
-Kernels.time_backprop.pretty_name = f"kernels.Kernels.time_backprop (numba threads {THREADS})"

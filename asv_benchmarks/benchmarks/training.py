@@ -9,7 +9,7 @@ import tempfile
 
 import fastbp
 
-from .common import BACKENDS, FAST, Benchmark, configure_threads, data
+from .common import BACKENDS, FAST, THREADS, Benchmark, configure_threads, data
 
 # name: sizes, hidden, output, loss, optimizer, batch, samples (regular, fast), dtype
 CONFIGS = {
@@ -31,18 +31,18 @@ def make_trainer(name, backend):
 class Epoch(Benchmark):
     """One epoch of each configuration (see CONFIGS), after a compiling warm-up epoch."""
 
-    params = (list(CONFIGS), BACKENDS)
-    param_names = ("config", "backend")
+    params = (list(CONFIGS), BACKENDS, [THREADS])
+    param_names = ("config", "backend", "numba_threads")
 
-    def setup(self, config, backend):
+    def setup(self, config, backend, threads):
         configure_threads(backend)
         self.trainer, self.X, self.Y = make_trainer(config, backend)
         self.trainer.fit(self.X, self.Y, epochs=1)  # compiles the epoch kernel for this dtype
 
-    def time_epoch(self, config, backend):
+    def time_epoch(self, config, backend, threads):
         self.trainer.fit(self.X, self.Y, epochs=1)
 
-    def peakmem_epoch(self, config, backend):
+    def peakmem_epoch(self, config, backend, threads):
         self.trainer.fit(self.X, self.Y, epochs=1)
 
 
