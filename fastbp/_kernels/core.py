@@ -444,6 +444,35 @@ def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n):
 
 
 @njit(error_model="numpy", cache=True)
+def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs):
+    """Mean cost after a forward pass (δ^L is written to ``D`` on the way).
+
+    Parameters are those of :func:`backprop` without ``grad``; this is its first half.
+
+    Returns
+    -------
+    float
+        The mean cost over the ``n`` samples, summed in sample order.
+    """
+    forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n)
+    top = sizes.shape[0] - 2
+    width = sizes[top + 1]
+    _output_delta(
+        loss,
+        acts[top],
+        _rows(Z, z_off, top, n, width),
+        _rows(A, a_off, top + 1, n, width),
+        Y,
+        _rows(D, z_off, top, n, width),
+        costs,
+    )
+    total = 0.0
+    for i in range(n):
+        total += costs[i]
+    return total / n
+
+
+@njit(error_model="numpy", cache=True)
 def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs):
     """Forward pass, δ^L, the δ recursion and every gradient.
 
@@ -465,19 +494,8 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
     float
         The mean cost over the ``n`` samples, summed in sample order.
     """
-    forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n)
-    top = sizes.shape[0] - 2
-    width = sizes[top + 1]
-    _output_delta(
-        loss,
-        acts[top],
-        _rows(Z, z_off, top, n, width),
-        _rows(A, a_off, top + 1, n, width),
-        Y,
-        _rows(D, z_off, top, n, width),
-        costs,
-    )
-    for l in range(top, -1, -1):
+    mean = cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs)  # forward, δ^L
+    for l in range(sizes.shape[0] - 2, -1, -1):
         n_in, n_out = sizes[l], sizes[l + 1]
         D_next = _rows(D, z_off, l, n, n_out)
         A_in = _rows(A, a_off, l, n, n_in)
@@ -494,36 +512,4 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
                 layer_backward_par(W, D_next, Z_in, A_in, D_in, acts[l - 1])
             else:
                 layer_backward_ser(W, D_next, Z_in, A_in, D_in, acts[l - 1])
-    total = 0.0
-    for i in range(n):
-        total += costs[i]
-    return total / n
-
-
-@njit(error_model="numpy", cache=True)
-def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs):
-    """Mean cost after a forward pass (δ^L is written to ``D`` on the way).
-
-    Parameters are those of :func:`backprop` without ``grad``.
-
-    Returns
-    -------
-    float
-        The mean cost over the ``n`` samples, summed in sample order.
-    """
-    forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n)
-    top = sizes.shape[0] - 2
-    width = sizes[top + 1]
-    _output_delta(
-        loss,
-        acts[top],
-        _rows(Z, z_off, top, n, width),
-        _rows(A, a_off, top + 1, n, width),
-        Y,
-        _rows(D, z_off, top, n, width),
-        costs,
-    )
-    total = 0.0
-    for i in range(n):
-        total += costs[i]
-    return total / n
+    return mean
