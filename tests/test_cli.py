@@ -152,3 +152,16 @@ def test_console_script_is_installed():
     assert exe.exists()
     res = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=False)
     assert res.returncode == 0 and "train" in res.stdout
+
+
+def test_without_matplotlib_the_plots_are_skipped_with_a_notice(tmp_path):
+    """matplotlib is an optional extra: a missing one costs the PNGs, not the run."""
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"  # makes `import matplotlib` fail
+        "from fastbp.cli import main\n"
+        f"raise SystemExit(main(['train', '--epochs', '1', '--out', {str(tmp_path)!r}]))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "matplotlib is not installed" in res.stdout
+    assert (tmp_path / "model.npz").exists() and not list(tmp_path.glob("*.png"))
