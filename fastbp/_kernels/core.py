@@ -2,15 +2,18 @@
 
 Notation (DESIGN.md): rows are samples; ``W`` is θ^l of shape
 ``(n_out, n_in)``; ``Z``/``A``/``D`` hold z, a and δ = ∂C_n/∂z of one layer,
-shape ``(n, width)``.  Layer kernels take 2-D views; the two drivers at the
-bottom walk the layers of a network whose parameters live in one flat buffer
+shape ``(n, width)``.  Layer kernels take 2-D views; the drivers at the
+bottom (``forward``, ``cost``, ``backprop``) walk the layers of a network whose parameters live in one flat buffer
 ``params`` (weights[l] at ``w_off[l]``, biases[l] at ``b_off[l]``) and whose
 activations, pre-activations and deltas live in flat workspace buffers.
 
 Rules that keep the kernels fast and reproducible:
 
-* ``prange`` over samples (forward, δ recursion) or output neurons (weight
-  gradients): each output element belongs to one iteration; no shared ``+=``.
+* ``prange`` over tiles of the output (samples × neurons for the forward
+  pass, columns × samples for δ, neurons × columns for the weight gradients):
+  each output element belongs to one iteration; no shared ``+=``.
+* every layer kernel exists twice, parallel and serial, with the same loops
+  (``compile_pair``); the drivers choose by work size (``fastbp/_config.py``).
 * the innermost loop runs over the contiguous index; no transposed copies.
 * tiles that keep a block of θ in cache; four samples per inner block, so
   one load of θ feeds four multiply-adds.
