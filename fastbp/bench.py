@@ -104,7 +104,7 @@ def run_backend(backend: str, args: argparse.Namespace, dtype: str) -> dict:
            "--batches", *map(str, args.batches), "--widths", *map(str, args.widths)]  # fmt: skip
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
-        raise RuntimeError(f"the {backend} worker failed:\n{out.stderr}")
+        raise RuntimeError(f"the {backend} worker failed (exit status {out.returncode}):\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -13,11 +13,16 @@ from fastbp.losses import VALID_OUTPUTS
 PAIRS = [(out, loss) for loss, code in (("quadratic", 0), ("cross_entropy", 1)) for out in VALID_OUTPUTS[code]]
 
 
-def scaled_err(a, b):
-    """max |a − b| relative to max |b|: the error measure of the comparisons."""
+def scaled_err(a, b, scale=0.0):
+    """max |a − b| relative to max |b| (or to ``scale`` when larger): the error measure of the comparisons.
+
+    ``scale`` lets one layer's gradient be measured against the whole gradient's
+    size: a layer whose sum cancels to almost nothing keeps the absolute rounding
+    of its terms, which relative to its own tiny size can look large.
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    scale = max(float(np.max(np.abs(b))), np.finfo(np.float64).tiny)
+    scale = max(float(np.max(np.abs(b))), float(scale), np.finfo(np.float64).tiny)
     return float(np.max(np.abs(a - b))) / scale
 
 

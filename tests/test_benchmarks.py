@@ -74,3 +74,22 @@ def test_comparison_script_writes_table_csv_and_png(tmp_path):
     rows = (tmp_path / "comparison.csv").read_text().strip().splitlines()
     assert rows[0].startswith("dtype,width,batch") and len(rows) == 1 + 2 * 2
     assert (tmp_path / "ratio.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_calibration_script_recommends_thresholds():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("calibrate", ROOT / "scripts" / "calibrate_dispatch.py")
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    # parallel wins from work 2^12 on: the least-loss cut is 2^12, whatever the small shapes cost
+    rows = [("k", 1 << k, 1.0 * 2**k, (2.0 if k < 12 else 0.5) * 2**k) for k in range(8, 16)]
+    assert cal.threshold(rows) == 1 << 12
+    assert cal.threshold([("k", 1 << 10, 1.0, 2.0)]) == 1 << 30  # never faster: always serial
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "calibrate_dispatch.py"), "--widths", "16", "--batches", "1", "64",
+         "--sizes", "1024", "65536", "--min-time", "0.001"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "recommended: PARALLEL_MIN_WORK = " in out.stdout and "| layer_forward |" in out.stdout
