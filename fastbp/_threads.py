@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import operator
-
 import numba
+
+from ._validation import check_int
 
 
 def set_num_threads(n: int) -> None:
@@ -19,12 +19,7 @@ def set_num_threads(n: int) -> None:
         Between 1 and the number of threads Numba started with
         (``NUMBA_NUM_THREADS``, by default the number of cores).
     """
-    if isinstance(n, bool):
-        raise TypeError(f"the thread count must be an integer, got {n!r}")
-    try:
-        k = operator.index(n)
-    except TypeError:
-        raise TypeError(f"the thread count must be an integer, got {n!r}") from None
+    k = check_int("the thread count", n)
     limit = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     if not 1 <= k <= limit:
         raise ValueError(

@@ -7,6 +7,7 @@ workspace before any kernel runs.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,19 @@ def check_backend(backend: object) -> str:
         valid = ", ".join(repr(b) for b in BACKENDS)
         raise ValueError(f"unknown backend {backend!r}; expected one of {valid}")
     return backend
+
+
+def check_int(name: str, value: Any, low: int | None = None) -> int:
+    """Return ``value`` as an int (bools refused), at least ``low`` when given."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        v = int(operator.index(value))
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if low is not None and v < low:
+        raise ValueError(f"{name} must be at least {low}, got {v}")
+    return v
 
 
 def _as_float_array(data: Any, name: str) -> NDArray:

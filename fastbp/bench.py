@@ -41,7 +41,8 @@ def flops(sizes: list[int], n: int) -> int:
     return 2 * n * (2 * fwd + back)
 
 
-def _median_time(fn, min_time: float) -> float:
+def median_time(fn, min_time: float) -> float:
+    """Seconds per call of ``fn``: median of 7 repeats of enough calls to last ``min_time``, after a warm-up."""
     fn()  # compile and warm the caches
     t0 = time.perf_counter()
     fn()
@@ -65,7 +66,7 @@ def worker(backend: str, batches: list[int], widths: list[int], dtype: str, acti
         a = np.random.default_rng(0).random((n, n)).astype(dtype)
         b = a.copy()
         out = np.empty_like(a)
-        sec = _median_time(lambda: np.matmul(a, b, out=out), min_time)
+        sec = median_time(lambda: np.matmul(a, b, out=out), min_time)
         print(json.dumps({"gflops": 2 * n**3 / sec / 1e9}))
         return
 
@@ -83,7 +84,7 @@ def worker(backend: str, batches: list[int], widths: list[int], dtype: str, acti
             X = rng.normal(size=(n, N_INPUT))
             Y = rng.normal(size=(n, width))
             code, ws, m = _prepare(net, X, Y, "quadratic", backend)
-            sec = _median_time(lambda: _run(net, code, ws, m, backend), min_time)  # noqa: B023
+            sec = median_time(lambda: _run(net, code, ws, m, backend), min_time)  # noqa: B023
             rows.append({"width": width, "batch": n, "ms": sec * 1e3, "gflops": flops(sizes, n) / sec / 1e9})
     info = {"threads": numba.get_num_threads(), "layer": numba.threading_layer()}
     print(json.dumps({"backend": backend, **info, "rows": rows}))

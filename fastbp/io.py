@@ -211,15 +211,20 @@ def load(path: str | os.PathLike[str]) -> Network:
     return _network(path, meta, arrays)
 
 
+def _read_kind(path: str | os.PathLike[str], kind: str) -> tuple[dict[str, Any], dict[str, NDArray], Network]:
+    """Read a file that must hold ``kind`` ("trainer" or "estimator"), and its network."""
+    meta, arrays = _read(path)
+    if meta.get("kind") != kind:
+        raise ValueError(f"{path} holds a {meta.get('kind', 'network')}, not a {kind}")
+    return meta, arrays, _network(path, meta, arrays)
+
+
 def load_trainer(path: str | os.PathLike[str]) -> Trainer:
     """Read a trainer (network, optimiser state, counters, random state) written by :func:`save`.
 
     Training the returned trainer continues exactly as the saved one would have.
     """
-    meta, arrays = _read(path)
-    if meta.get("kind") != "trainer":
-        raise ValueError(f"{path} holds a {meta.get('kind', 'network')}, not a trainer")
-    net = _network(path, meta, arrays)
+    meta, arrays, net = _read_kind(path, "trainer")
     try:
         t = meta["trainer"]
         o = t["optimizer"]
@@ -250,10 +255,7 @@ def load_estimator(path: str | os.PathLike[str]) -> Any:
 
     from .sklearn import FastBPClassifier, FastBPRegressor
 
-    meta, arrays = _read(path)
-    if meta.get("kind") != "estimator":
-        raise ValueError(f"{path} holds a {meta.get('kind', 'network')}, not a fitted estimator")
-    net = _network(path, meta, arrays)
+    meta, _, net = _read_kind(path, "estimator")
     try:
         info = meta["estimator"]
         cls = {"FastBPClassifier": FastBPClassifier, "FastBPRegressor": FastBPRegressor}[info["class"]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ from numpy.typing import NDArray
 
 from . import _kernels, vectorised
 from . import activations as act
-from ._validation import check_backend, check_X
+from ._validation import check_backend, check_int, check_X
 from .workspace import Workspace
 
 DTYPES = ("float32", "float64")
@@ -25,15 +24,10 @@ def _check_sizes(sizes: Any) -> tuple[int, ...]:
         raise TypeError(f"sizes must be a sequence of layer widths such as [784, 30, 10], got {sizes!r}")
     out = []
     for s in sizes:
-        if isinstance(s, bool):
-            raise TypeError(f"layer widths must be integers, got {s!r}")
-        try:
-            width = operator.index(s)
-        except TypeError:
-            raise TypeError(f"layer widths must be integers, got {s!r}") from None
+        width = check_int("each layer width", s)
         if width < 1:
             raise ValueError(f"every layer needs at least one unit; got sizes {list(sizes)}")
-        out.append(int(width))
+        out.append(width)
     if len(out) < 2:
         raise ValueError(f"a network needs at least two layers (input and output); got sizes {list(sizes)}")
     return tuple(out)

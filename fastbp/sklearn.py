@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from .callbacks import Callback
 from .network import Network
 from .optim import SGD, Adam, Constant, InverseScaling
 from .trainer import Trainer
@@ -175,55 +176,22 @@ class _BaseFastBP(BaseEstimator):
         return X, y
 
     def _epochs(self, X: NDArray, Y: NDArray, n_epochs: int, stop: bool, Xv: Any = None, yv: Any = None) -> None:
+        """Train up to ``n_epochs`` in one ``Trainer.fit``; scikit-learn's stopping rules run as a callback."""
         tr = self.trainer_
         tr.batch_size = self._batch(X.shape[0])
         # scikit-learn's alpha: (alpha / 2) ‖W‖² / batch size added to the mean loss
         tr.weight_decay = float(self.alpha) / tr.batch_size
-        best_params = self.network_.params.copy() if self.early_stopping else None
-        for _ in range(n_epochs):
-            h = tr.fit(X, Y, epochs=1, shuffle=self.shuffle)
-            loss = h.history["loss"][0] + 0.5 * tr.weight_decay * sum(
-                float(np.sum(W * W)) for W in self.network_.weights
+        rules = _SklearnRules(self, stop, Xv, yv)
+        tr.fit(X, Y, epochs=n_epochs, shuffle=self.shuffle, callbacks=[rules])
+        if stop and not tr.stop_training:
+            warnings.warn(
+                f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the optimization "
+                "hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
             )
-            self.loss_curve_.append(loss)
-            self.n_iter_ += 1
-            self.t_ = tr.step
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            if self.early_stopping and Xv is not None:
-                score = self._score(Xv, yv)
-                assert self.validation_scores_ is not None and self.best_validation_score_ is not None
-                self.validation_scores_.append(score)
-                improved = score > self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    assert best_params is not None
-                    best_params[...] = self.network_.params
-                self.best_loss_ = None
-            else:
-                assert self.best_loss_ is not None
-                improved = loss < self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, loss)
-            self._no_improvement = 0 if improved else self._no_improvement + 1
-            if stop and self._no_improvement >= self.n_iter_no_change:
-                if self.learning_rate == "adaptive" and self.solver == "sgd" and tr.optimizer.lr > 1e-6:
-                    tr.optimizer.lr /= 5.0  # scikit-learn's adaptive rate: divide by 5, go on
-                    self._no_improvement = 0
-                    continue
-                if self.verbose:
-                    print(f"Training stopped: no improvement of more than tol={self.tol} "
-                          f"for {self.n_iter_no_change} consecutive epochs.")  # fmt: skip
-                break
-        else:
-            if stop:
-                warnings.warn(
-                    f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the optimization "
-                    "hasn't converged yet.",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
-        if best_params is not None and self.validation_scores_:
-            self.network_.params[...] = best_params
+        if rules.best_params is not None and self.validation_scores_:
+            self.network_.params[...] = rules.best_params
         self._publish()
 
     def _publish(self) -> None:
@@ -289,6 +257,54 @@ class _BaseFastBP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+class _SklearnRules(Callback):
+    """scikit-learn's per-epoch bookkeeping and stopping rules, run inside ``Trainer.fit``.
+
+    Records ``loss_curve_`` (with the L2 penalty, as scikit-learn reports it),
+    ``n_iter_``, ``t_``, the validation scores with ``early_stopping``; stops
+    after ``n_iter_no_change`` epochs without an improvement of ``tol`` (or,
+    with ``learning_rate="adaptive"`` and SGD, divides the rate by 5 instead).
+    """
+
+    def __init__(self, est: _BaseFastBP, stop: bool, Xv: Any, yv: Any) -> None:
+        self.est, self.stop, self.Xv, self.yv = est, stop, Xv, yv
+        validate = est.early_stopping and Xv is not None
+        self.best_params = est.network_.params.copy() if validate else None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        est, tr = self.est, self.trainer
+        penalty = 0.5 * tr.weight_decay * sum(float(np.sum(W * W)) for W in est.network_.weights)
+        loss = logs["loss"] + penalty
+        est.loss_curve_.append(loss)
+        est.n_iter_ += 1
+        est.t_ = tr.step
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+        if self.best_params is not None:
+            score = est._score(self.Xv, self.yv)
+            assert est.validation_scores_ is not None and est.best_validation_score_ is not None
+            est.validation_scores_.append(score)
+            improved = score > est.best_validation_score_ + est.tol
+            if score > est.best_validation_score_:
+                est.best_validation_score_ = score
+                self.best_params[...] = est.network_.params
+            est.best_loss_ = None
+        else:
+            assert est.best_loss_ is not None
+            improved = loss < est.best_loss_ - est.tol
+            est.best_loss_ = min(est.best_loss_, loss)
+        est._no_improvement = 0 if improved else est._no_improvement + 1
+        if self.stop and est._no_improvement >= est.n_iter_no_change:
+            if est.learning_rate == "adaptive" and est.solver == "sgd" and tr.optimizer.lr > 1e-6:
+                tr.optimizer.lr /= 5.0  # scikit-learn's adaptive rate: divide by 5, go on
+                est._no_improvement = 0
+                return
+            if est.verbose:
+                print(f"Training stopped: no improvement of more than tol={est.tol} "
+                      f"for {est.n_iter_no_change} consecutive epochs.")  # fmt: skip
+            tr.stop_training = True
 
 
 class FastBPClassifier(ClassifierMixin, _BaseFastBP):

@@ -9,7 +9,6 @@ is allocated before the first one.
 from __future__ import annotations
 
 import math
-import operator
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _kernels, losses, vectorised
-from ._validation import check_backend, check_X, check_Y
+from ._validation import check_backend, check_int, check_X, check_Y
 from .activations import SIGMOID
 from .callbacks import Callback, EarlyStopping
 from .network import Network
@@ -58,18 +57,6 @@ class History:
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if v < low:
-        raise ValueError(f"{name} must be at least {low}, got {v}")
-    return int(v)
 
 
 def _check_optimizer(optimizer: Any) -> Optimizer:
@@ -150,7 +137,7 @@ class Trainer:
         self.loss = loss
         self._loss = losses.code_of(loss, int(net._acts[-1]))
         self.optimizer = _check_optimizer(optimizer)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
         if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float, np.floating)):
             raise TypeError(f"weight_decay must be a number, got {weight_decay!r}")
         if not (math.isfinite(weight_decay) and weight_decay >= 0):
@@ -301,7 +288,7 @@ class Trainer:
             Re-raised after putting back the state of the last completed
             epoch; ``self.history`` then ends with that epoch.
         """
-        epochs = _check_int("epochs", epochs, 1)
+        epochs = check_int("epochs", epochs, 1)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         X, Y, _ = self._check_data(X, Y)

@@ -20,30 +20,15 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import statistics
-import time
 from pathlib import Path
 
 import numba
 import numpy as np
 
 from fastbp._kernels import core, train
+from fastbp.bench import median_time
 
 CONFIG = Path(__file__).resolve().parents[1] / "fastbp" / "_config.py"
-
-
-def _time(fn, min_time: float) -> float:
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    reps = max(1, int(min_time / max(time.perf_counter() - t0, 1e-7)))
-    samples = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        samples.append((time.perf_counter() - t0) / reps)
-    return statistics.median(samples)
 
 
 def layer_rows(widths, batches, min_time):
@@ -63,8 +48,8 @@ def layer_rows(widths, batches, min_time):
                 "layer_gradients": lambda v: getattr(core, f"layer_gradients_{v}")(D, A, dW, db),  # noqa: B023
             }
             for name, call in cases.items():
-                ser = _time(lambda c=call: c("ser"), min_time)
-                par = _time(lambda c=call: c("par"), min_time)
+                ser = median_time(lambda c=call: c("ser"), min_time)
+                par = median_time(lambda c=call: c("par"), min_time)
                 rows.append((name, n * w * w, ser, par))
     return rows
 
@@ -77,8 +62,8 @@ def update_rows(sizes, min_time):
         p, g, s1 = rng.normal(size=m), rng.normal(size=m), np.zeros(m)
         s2, decay = np.zeros(m), np.ones(m)
         args = (1, hyper, p, g, decay, 0.0, s1, s2, 1)
-        ser = _time(lambda a=args: train.update_ser(*a), min_time)
-        par = _time(lambda a=args: train.update_par(*a), min_time)
+        ser = median_time(lambda a=args: train.update_ser(*a), min_time)
+        par = median_time(lambda a=args: train.update_par(*a), min_time)
         rows.append(("update (adam)", m, ser, par))
     return rows
 
