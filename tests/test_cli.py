@@ -165,3 +165,19 @@ def test_without_matplotlib_the_plots_are_skipped_with_a_notice(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "matplotlib is not installed" in res.stdout
     assert (tmp_path / "model.npz").exists() and not list(tmp_path.glob("*.png"))
+
+
+def test_split_holds_out_a_fifth_of_every_class():
+    from fastbp.cli import _split
+
+    y = np.repeat(np.arange(3), [50, 30, 20])
+    X = np.arange(100.0)[:, None]
+    X_tr, X_te, y_tr, y_te = _split(X, y, seed=1)
+    assert sorted(np.concatenate([X_tr, X_te]).ravel()) == list(range(100))  # a partition
+    assert list(np.bincount(y_te)) == [10, 6, 4]
+    np.testing.assert_array_equal(y_tr, y[X_tr.ravel().astype(int)])
+    again = _split(X, y, seed=1)
+    np.testing.assert_array_equal(again[1], X_te)  # reproducible
+    assert not np.array_equal(_split(X, y, seed=2)[1], X_te)
+    reg = _split(X, np.linspace(0, 1, 100), seed=0)  # continuous targets: a plain fifth
+    assert len(reg[1]) == 20 and len(reg[0]) == 80

@@ -36,6 +36,17 @@ def test_digits_offline():
     assert X.min() == 0 and X.max() == 1 and set(np.unique(y)) == set(range(10))
 
 
+def test_digits_equal_scikit_learns_loader():
+    # fastbp reads sklearn's data file itself (importing sklearn.datasets is slow)
+    from sklearn.datasets import load_digits
+
+    X, y = fastbp.datasets.load_digits()
+    Xs, ys = load_digits(return_X_y=True)
+    np.testing.assert_array_equal(X, Xs / 16.0)
+    np.testing.assert_array_equal(y, ys)
+    assert y.dtype == np.int64
+
+
 def test_idx_folder_gzip_or_not(mnist_folder):
     folder, imgs, labs = mnist_folder
     X, y, Xt, yt = datasets.load_idx(folder)
