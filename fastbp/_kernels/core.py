@@ -224,8 +224,12 @@ def layer_forward(W, b, A_in, Z, A_out, code):
                         for k in range(n_in):
                             s += w[k] * x[k]
                         Z[i, j] = s + b[j]
-    for i in prange(n):  # f needs the whole row (softmax)
-        _activate_row(code, Z[i], A_out[i])
+        if code != _SOFTMAX:  # elementwise f: the tile activates what it owns
+            for i in range(it * TILE_SAMPLES, i_end):
+                _activate_row(code, Z[i, j0:j1], A_out[i, j0:j1])
+    if code == _SOFTMAX:  # needs whole rows; only ever the (narrow) output layer
+        for i in range(n):
+            _activate_row(code, Z[i], A_out[i])
 
 
 def layer_backward(W, D_next, Z, A, D, code):
@@ -335,11 +339,12 @@ def layer_gradients(D_next, A_in, dW, db):
             g = dW[j, k0:k1]
             for k in range(m):
                 g[k] *= inv_n
-    for j in prange(n_out):
-        s = zero
-        for i in range(n):
-            s += D_next[i, j]
-        db[j] = s * inv_n
+        if kt == 0:  # the first column tile also owns db[j0:j1] (one prange: one compiled region)
+            for j in range(j0, j1):
+                s = zero
+                for i in range(n):
+                    s += D_next[i, j]
+                db[j] = s * inv_n
 
 
 def output_delta(loss, code, Z, A, Y, D, costs):
@@ -389,7 +394,7 @@ layer_gradients_par, layer_gradients_ser = compile_pair(layer_gradients)
 output_delta_par, output_delta_ser = compile_pair(output_delta)
 
 
-@njit(error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True, inline="always")
 def _output_delta(loss, code, Z, A, Y, D, costs):
     if Z.shape[0] * Z.shape[1] >= PARALLEL_MIN_ELEMENTS:
         output_delta_par(loss, code, Z, A, Y, D, costs)
@@ -400,7 +405,7 @@ def _output_delta(loss, code, Z, A, Y, D, costs):
 # --- network drivers ---------------------------------------------------------
 
 
-@njit(error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True, inline="always")
 def _views(params, w_off, b_off, sizes, l):
     n_in, n_out = sizes[l], sizes[l + 1]
     W = params[w_off[l] : w_off[l] + n_out * n_in].reshape((n_out, n_in))
@@ -408,12 +413,12 @@ def _views(params, w_off, b_off, sizes, l):
     return W, b
 
 
-@njit(error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True, inline="always")
 def _rows(buf, off, l, n, width):
     return buf[off[l] : off[l] + n * width].reshape((n, width))
 
 
-@njit(error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True, inline="always")
 def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n):
     """Forward pass through every layer.
 
@@ -446,7 +451,7 @@ def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n):
             layer_forward_ser(W, b, A_in, Zl, A_out, acts[l])
 
 
-@njit(error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True, inline="always")
 def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs):
     """Mean cost after a forward pass (δ^L is written to ``D`` on the way).
 
@@ -475,7 +480,7 @@ def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, c
     return total / n
 
 
-@njit(error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True, inline="always")
 def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs):
     """Forward pass, δ^L, the δ recursion and every gradient.
 

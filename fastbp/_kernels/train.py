@@ -42,12 +42,19 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
         Number of this step, from 1.
     """
     t = params.dtype.type
-    lam = t(wd)
-    if code == _SGD:
-        lr, mu, nesterov = t(hyper[0]), t(hyper[1]), hyper[2] != 0.0
-        for i in prange(params.shape[0]):
-            g = grad[i] + lam * decay[i] * params[i]
-            grad[i] = g
+    lam, one = t(wd), t(1.0)
+    sgd = code == _SGD
+    lr = t(hyper[0])
+    mu, nesterov = t(hyper[1]), hyper[2] != 0.0  # SGD
+    b1, b2, eps = t(hyper[1]), t(hyper[2]), t(hyper[3])  # Adam
+    c1 = c2 = one
+    if not sgd:
+        c1 = t(1.0 / (1.0 - hyper[1] ** step))
+        c2 = t(1.0 / (1.0 - hyper[2] ** step))
+    for i in prange(params.shape[0]):  # one prange: each one costs compile time
+        g = grad[i] + lam * decay[i] * params[i]
+        grad[i] = g
+        if sgd:
             if mu == t(0.0):
                 params[i] -= lr * g
             else:
@@ -57,14 +64,7 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
                     params[i] -= lr * (g + mu * v)
                 else:
                     params[i] -= lr * v
-    else:
-        lr, b1, b2, eps = t(hyper[0]), t(hyper[1]), t(hyper[2]), t(hyper[3])
-        c1 = t(1.0 / (1.0 - hyper[1] ** step))
-        c2 = t(1.0 / (1.0 - hyper[2] ** step))
-        one = t(1.0)
-        for i in prange(params.shape[0]):
-            g = grad[i] + lam * decay[i] * params[i]
-            grad[i] = g
+        else:
             m = b1 * s1[i] + (one - b1) * g
             v = b2 * s2[i] + (one - b2) * g * g
             s1[i] = m
@@ -75,7 +75,7 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
 update_par, update_ser = compile_pair(update, fastmath=False)  # elementwise: exact IEEE arithmetic
 
 
-@njit(error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True, inline="always")
 def step_update(code, hyper, params, grad, decay, wd, s1, s2, step):
     """:func:`update`, in parallel when the buffer is large."""
     if params.shape[0] >= PARALLEL_MIN_ELEMENTS:
