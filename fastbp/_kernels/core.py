@@ -36,7 +36,7 @@ from numba import njit, prange
 from .._config import PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK
 from ..activations import IDENTITY, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SOFTMAX, TANH
 from ..losses import CROSS_ENTROPY, QUADRATIC
-from .mathfn import tanh
+from .mathfn import exp, sigmoid, tanh
 
 FASTMATH = {"reassoc", "contract"}
 BLOCK = 4  # samples per prange iteration
@@ -60,7 +60,6 @@ _SLOPE = LEAKY_SLOPE
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _activate_row(code, z, a):
     """Write a = f(z) for one sample's row (softmax normalises the row)."""
-    one = z.dtype.type(1.0)
     zero = z.dtype.type(0.0)
     n = z.shape[0]
     if code == _IDENTITY:
@@ -68,12 +67,7 @@ def _activate_row(code, z, a):
             a[k] = z[k]
     elif code == _SIGMOID:
         for k in range(n):
-            # exp of -|z| never overflows: branch on the sign of z.
-            if z[k] >= zero:
-                a[k] = one / (one + np.exp(-z[k]))
-            else:
-                e = np.exp(z[k])
-                a[k] = e / (one + e)
+            a[k] = sigmoid(z[k])
     elif code == _TANH:
         for k in range(n):
             a[k] = tanh(z[k])
@@ -90,7 +84,7 @@ def _activate_row(code, z, a):
             m = max(m, z[k])
         s = zero
         for k in range(n):
-            a[k] = np.exp(z[k] - m)
+            a[k] = exp(z[k] - m)
             s += a[k]
         for k in range(n):
             a[k] = a[k] / s
@@ -130,7 +124,7 @@ def _output_row(loss, code, z, a, y, d):
     if loss == _CROSS_ENTROPY and code == _SIGMOID:
         # binary cross-entropy from the logits; fused δ = a − y
         for k in range(n):
-            c += max(z[k], zero) - z[k] * y[k] + np.log1p(np.exp(-abs(z[k])))
+            c += max(z[k], zero) - z[k] * y[k] + np.log1p(exp(-abs(z[k])))
             d[k] = a[k] - y[k]
     elif loss == _CROSS_ENTROPY:  # softmax: C_n = Σ y (logsumexp(z) − z)
         m = z[0]
@@ -139,7 +133,7 @@ def _output_row(loss, code, z, a, y, d):
         s = zero
         ysum = zero
         for k in range(n):
-            s += np.exp(z[k] - m)
+            s += exp(z[k] - m)
             ysum += y[k]
         lse = m + np.log(s)
         for k in range(n):
