@@ -76,6 +76,7 @@ def _run(net: Network, code: int, ws: Workspace, n: int, backend: str) -> float:
                 ws.D,
                 ws.grad,
                 ws.costs,
+                ws.T,
             )
         )
     gw, gb = net._split(ws.grad)

@@ -82,7 +82,7 @@ def test_shapes_spanning_several_tiles(dtype):
     from fastbp._kernels import core
 
     n = core.TILE_SAMPLES + 3
-    sizes = [core.K_CHUNK + 12, core.TILE_UNITS + 5, core.TILE_COLS + 5, 3]
+    sizes = [core.K_CHUNK + 12, core.TILE_UNITS + 5, core.K_CHUNK + 5, 3]
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
     X = X.astype(dtype)
     cost, gw, gb, deltas = _naive(net, X, Y.astype(dtype), "cross_entropy")

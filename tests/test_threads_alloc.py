@@ -57,9 +57,9 @@ ALLOC_SCRIPT = textwrap.dedent(
     # call keeps that cost fixed, so any difference between k = 1 and k = 10
     # is allocation inside the kernels.
     @njit
-    def repeat(k, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs):
+    def repeat(k, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, T):
         for _ in range(k):
-            _kernels.backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs)
+            _kernels.backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, T)
             _kernels.forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n)
 
     def count(k, args):
@@ -76,7 +76,7 @@ ALLOC_SCRIPT = textwrap.dedent(
         fastbp.backprop(net, X, y, loss="cross_entropy")  # sizes the workspace
         ws = net.workspace(33)
         args = (net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off,
-                ws.Z, ws.z_off, 33, 1, ws.Y[:33], ws.D, ws.grad, ws.costs)
+                ws.Z, ws.z_off, 33, 1, ws.Y[:33], ws.D, ws.grad, ws.costs, ws.T)
         repeat(1, *args)  # compile
         print(count(1, args), count(10, args))
     """
@@ -159,13 +159,14 @@ def test_serial_and_parallel_variants_give_the_same_bits(dtype):
         Z, A_out = np.zeros((n, n_out), dtype), np.zeros((n, n_out), dtype)
         getattr(core, f"layer_forward_{variant}")(W, b, A_in, Z, A_out, 2)
         D_in = np.zeros((n, n_in), dtype)
-        getattr(core, f"layer_backward_{variant}")(W, D_next, A_in, np.tanh(A_in), D_in, 2)
+        T = np.zeros((n_in, n_out), dtype)
+        getattr(core, f"layer_backward_{variant}")(W, D_next, A_in, np.tanh(A_in), D_in, 2, T)
         dW, db = np.zeros_like(W), np.zeros_like(b)
         getattr(core, f"layer_gradients_{variant}")(D_next, A_in, dW, db)
         D_out, costs = np.zeros_like(Z), np.zeros(n, dtype)
         getattr(core, f"output_delta_{variant}")(1, 5, Z, A_out, Y, D_out, costs)
         p, g, s1, s2 = p0.copy(), g0.copy(), m0.copy(), v0.copy()
         getattr(train, f"update_{variant}")(1, hyper, p, g, np.ones(500, dtype), 0.1, s1, s2, 3)
-        outs.append([Z, A_out, D_in, dW, db, D_out, costs, p, s1, s2])
+        outs.append([Z, A_out, D_in, T, dW, db, D_out, costs, p, s1, s2])
     for a, b_ in zip(*outs, strict=True):
         np.testing.assert_array_equal(a, b_)

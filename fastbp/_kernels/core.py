@@ -173,13 +173,69 @@ TILE_COLS = 128  # columns of δ^l (or of ∂C/∂θ) per tile
 K_CHUNK = 256  # inputs per chunk of the forward dot products (six rows in L1)
 
 
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1):
+    """out[i, j] += Σ_{c0 ≤ k < c1} L[i, k] R[j, k] for i in [i_beg, i_end), j in [j0, j1).
+
+    Both operands are read along contiguous rows.  A register block of four
+    rows of L × two rows of R keeps eight running sums, so each step of k
+    loads six values for eight multiply-adds (LLVM vectorises along k).
+    The order of every sum depends on the arguments alone.
+    """
+    zero = out.dtype.type(0.0)
+    j2 = j1 - (j1 - j0) % 2
+    for i0 in range(i_beg, i_end, BLOCK):
+        if i0 + BLOCK <= i_end:
+            x0, x1 = L[i0, c0:c1], L[i0 + 1, c0:c1]
+            x2, x3 = L[i0 + 2, c0:c1], L[i0 + 3, c0:c1]
+            for j in range(j0, j2, 2):  # four rows × two rows
+                w, v = R[j, c0:c1], R[j + 1, c0:c1]
+                s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = zero
+                for k in range(c1 - c0):
+                    s0 += w[k] * x0[k]
+                    s1 += w[k] * x1[k]
+                    s2 += w[k] * x2[k]
+                    s3 += w[k] * x3[k]
+                    t0 += v[k] * x0[k]
+                    t1 += v[k] * x1[k]
+                    t2 += v[k] * x2[k]
+                    t3 += v[k] * x3[k]
+                out[i0, j] += s0
+                out[i0 + 1, j] += s1
+                out[i0 + 2, j] += s2
+                out[i0 + 3, j] += s3
+                out[i0, j + 1] += t0
+                out[i0 + 1, j + 1] += t1
+                out[i0 + 2, j + 1] += t2
+                out[i0 + 3, j + 1] += t3
+            for j in range(j2, j1):  # an odd last row of R
+                w = R[j, c0:c1]
+                s0 = s1 = s2 = s3 = zero
+                for k in range(c1 - c0):
+                    s0 += w[k] * x0[k]
+                    s1 += w[k] * x1[k]
+                    s2 += w[k] * x2[k]
+                    s3 += w[k] * x3[k]
+                out[i0, j] += s0
+                out[i0 + 1, j] += s1
+                out[i0 + 2, j] += s2
+                out[i0 + 3, j] += s3
+        else:  # the last, partial block: one row of L at a time
+            for i in range(i0, i_end):
+                x = L[i, c0:c1]
+                for j in range(j0, j1):
+                    w = R[j, c0:c1]
+                    s = zero
+                    for k in range(c1 - c0):
+                        s += w[k] * x[k]
+                    out[i, j] += s
+
+
 def layer_forward(W, b, A_in, Z, A_out, code):
     """z = θa + b and a' = f(z) for every sample.
 
-    Each z is a dot product of a row of θ with a row of a, both contiguous.
-    A register block of four samples × two neurons keeps eight running sums,
-    so each pass over k loads six values for eight multiply-adds; the sums
-    run over chunks of ``K_CHUNK`` inputs so the six rows stay in L1.
+    Each z is a dot product of a row of θ with a row of a (:func:`_dot_block`),
+    summed over chunks of ``K_CHUNK`` inputs so the rows in use stay in L1.
 
     Parameters
     ----------
@@ -200,57 +256,11 @@ def layer_forward(W, b, A_in, Z, A_out, code):
         it, jt = t // n_tj, t % n_tj
         i_beg, i_end = it * TILE_SAMPLES, min((it + 1) * TILE_SAMPLES, n)
         j0, j1 = jt * TILE_UNITS, min((jt + 1) * TILE_UNITS, n_out)
-        j2 = j1 - (j1 - j0) % 2
         for i in range(i_beg, i_end):
             for j in range(j0, j1):
                 Z[i, j] = zero
         for c0 in range(0, n_in, K_CHUNK):
-            c1 = min(c0 + K_CHUNK, n_in)
-            for i0 in range(i_beg, i_end, BLOCK):
-                if i0 + BLOCK <= i_end:
-                    x0, x1 = A_in[i0, c0:c1], A_in[i0 + 1, c0:c1]
-                    x2, x3 = A_in[i0 + 2, c0:c1], A_in[i0 + 3, c0:c1]
-                    for j in range(j0, j2, 2):  # four samples × two neurons
-                        w, v = W[j, c0:c1], W[j + 1, c0:c1]
-                        s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = zero
-                        for k in range(c1 - c0):
-                            s0 += w[k] * x0[k]
-                            s1 += w[k] * x1[k]
-                            s2 += w[k] * x2[k]
-                            s3 += w[k] * x3[k]
-                            t0 += v[k] * x0[k]
-                            t1 += v[k] * x1[k]
-                            t2 += v[k] * x2[k]
-                            t3 += v[k] * x3[k]
-                        Z[i0, j] += s0
-                        Z[i0 + 1, j] += s1
-                        Z[i0 + 2, j] += s2
-                        Z[i0 + 3, j] += s3
-                        Z[i0, j + 1] += t0
-                        Z[i0 + 1, j + 1] += t1
-                        Z[i0 + 2, j + 1] += t2
-                        Z[i0 + 3, j + 1] += t3
-                    for j in range(j2, j1):  # an odd last neuron
-                        w = W[j, c0:c1]
-                        s0 = s1 = s2 = s3 = zero
-                        for k in range(c1 - c0):
-                            s0 += w[k] * x0[k]
-                            s1 += w[k] * x1[k]
-                            s2 += w[k] * x2[k]
-                            s3 += w[k] * x3[k]
-                        Z[i0, j] += s0
-                        Z[i0 + 1, j] += s1
-                        Z[i0 + 2, j] += s2
-                        Z[i0 + 3, j] += s3
-                else:  # the last, partial block: one sample at a time
-                    for i in range(i0, i_end):
-                        x = A_in[i, c0:c1]
-                        for j in range(j0, j1):
-                            w = W[j, c0:c1]
-                            s = zero
-                            for k in range(c1 - c0):
-                                s += w[k] * x[k]
-                            Z[i, j] += s
+            _dot_block(A_in, W, Z, i_beg, i_end, j0, j1, c0, min(c0 + K_CHUNK, n_in))
         for i in range(i_beg, i_end):
             for j in range(j0, j1):
                 Z[i, j] += b[j]
@@ -262,13 +272,13 @@ def layer_forward(W, b, A_in, Z, A_out, code):
             _activate_row(code, Z[i], A_out[i])
 
 
-def layer_backward(W, D_next, Z, A, D, code):
+def layer_backward(W, D_next, Z, A, D, code, T):
     """δ^l = ((θ^l)^T δ^{l+1}) ⊙ f'(z^l) for every sample.
 
-    The transposed product is formed as a sum of rows of θ^l weighted by
-    δ^{l+1}, so the inner loop runs along a contiguous row of θ.  Four rows
-    of θ are added per pass, so each row of δ^l is loaded and stored once
-    per four multiply-adds.
+    Each δ is a dot product of a row of δ^{l+1} with a column of θ^l.  The
+    columns are first packed as rows of ``T`` (θ^T, one block of
+    ``TILE_UNITS`` columns per ``prange`` iteration, which owns that block of
+    ``T`` and of δ^l), so :func:`_dot_block` reads both operands contiguously.
 
     Parameters
     ----------
@@ -282,39 +292,28 @@ def layer_backward(W, D_next, Z, A, D, code):
         δ^l, written.
     code : int
         Activation code of layer l (elementwise: never softmax).
+    T : ndarray of shape (n_in, n_out)
+        Room for θ^T, overwritten.
     """
     n, n_in = D.shape
     n_out = W.shape[0]
     zero = D.dtype.type(0.0)
-    n_ti = (n + TILE_SAMPLES - 1) // TILE_SAMPLES
-    n_tk = (n_in + TILE_COLS - 1) // TILE_COLS
-    j4 = n_out - n_out % BLOCK
-    for t in prange(n_tk * n_ti):  # tile (columns kt, samples it) owns D[it, kt]
-        kt, it = t // n_ti, t % n_ti
-        k0, k1 = kt * TILE_COLS, min((kt + 1) * TILE_COLS, n_in)
-        i0, i1 = it * TILE_SAMPLES, min((it + 1) * TILE_SAMPLES, n)
-        m = k1 - k0
-        for i in range(i0, i1):
-            r = D[i, k0:k1]
-            for k in range(m):
-                r[k] = zero
-        for j in range(0, j4, BLOCK):  # four rows of θ, in L1, for every sample of the tile
-            w0, w1 = W[j, k0:k1], W[j + 1, k0:k1]
-            w2, w3 = W[j + 2, k0:k1], W[j + 3, k0:k1]
-            for i in range(i0, i1):
-                d0, d1, d2, d3 = D_next[i, j], D_next[i, j + 1], D_next[i, j + 2], D_next[i, j + 3]
-                r = D[i, k0:k1]
-                for k in range(m):
-                    r[k] += d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
-        for j in range(j4, n_out):
+    n_tk = (n_in + TILE_UNITS - 1) // TILE_UNITS
+    for kt in prange(n_tk):  # owns columns k0:k1 of δ^l and rows k0:k1 of T
+        k0, k1 = kt * TILE_UNITS, min((kt + 1) * TILE_UNITS, n_in)
+        for j in range(n_out):  # pack θ[:, k0:k1] as T[k0:k1, :]
             w = W[j, k0:k1]
+            for k in range(k1 - k0):
+                T[k0 + k, j] = w[k]
+        for i0 in range(0, n, TILE_SAMPLES):
+            i1 = min(i0 + TILE_SAMPLES, n)
             for i in range(i0, i1):
-                d = D_next[i, j]
-                r = D[i, k0:k1]
-                for k in range(m):
-                    r[k] += d * w[k]
-        for i in range(i0, i1):  # f' is elementwise, so it applies tile by tile
-            _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
+                for k in range(k0, k1):
+                    D[i, k] = zero
+            for c0 in range(0, n_out, K_CHUNK):
+                _dot_block(D_next, T, D, i0, i1, k0, k1, c0, min(c0 + K_CHUNK, n_out))
+            for i in range(i0, i1):  # f' is elementwise, so it applies block by block
+                _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
 
 
 def layer_gradients(D_next, A_in, dW, db):
@@ -511,7 +510,7 @@ def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, c
 
 
 @njit(error_model="numpy", cache=True, inline="always")
-def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs):
+def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, T):
     """Forward pass, δ^L, the δ recursion and every gradient.
 
     Parameters are those of :func:`forward`, plus:
@@ -526,6 +525,8 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
         Gradient of the mean cost, laid out like ``params``; written.
     costs : ndarray of shape (>= n,)
         Per-sample costs C_n, written.
+    T : ndarray, flat, of at least max over l ≥ 1 of sizes[l] · sizes[l + 1]
+        Room for the transposed weights of the δ recursion, overwritten.
 
     Returns
     -------
@@ -546,8 +547,9 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
         if l > 0:  # δ of the input layer is never needed
             W, _ = _views(params, w_off, b_off, sizes, l)
             Z_in, D_in = _rows(Z, z_off, l - 1, n, n_in), _rows(D, z_off, l - 1, n, n_in)
+            Tl = T[: n_in * n_out].reshape((n_in, n_out))
             if parallel:
-                layer_backward_par(W, D_next, Z_in, A_in, D_in, acts[l - 1])
+                layer_backward_par(W, D_next, Z_in, A_in, D_in, acts[l - 1], Tl)
             else:
-                layer_backward_ser(W, D_next, Z_in, A_in, D_in, acts[l - 1])
+                layer_backward_ser(W, D_next, Z_in, A_in, D_in, acts[l - 1], Tl)
     return mean
