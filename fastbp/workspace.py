@@ -42,8 +42,9 @@ class Workspace:
         Per-sample costs of the current call.
     scratch : ndarray of shape (capacity * max(sizes[1:]),)
         Room for f'(z) in the vectorised twin.
-    T : ndarray of shape (max(sizes[l] * sizes[l + 1] for l >= 1),)
-        Room for one transposed weight matrix in the compiled δ recursion.
+    T : ndarray, flat
+        Room for the transposes of the compiled kernels: one θ^T (δ
+        recursion) or one pair (a^l)^T, (δ^{l+1})^T (weight gradients).
     """
 
     def __init__(self, sizes: tuple[int, ...], n_params: int, capacity: int, dtype: np.dtype) -> None:
@@ -60,8 +61,10 @@ class Workspace:
         self.Y: NDArray = np.zeros((capacity, self.sizes[-1]), dtype=self.dtype)
         self.costs: NDArray = np.zeros(capacity, dtype=self.dtype)
         self.scratch: NDArray = np.zeros(capacity * int(widths[1:].max()), dtype=self.dtype)
-        transposed = [int(widths[l] * widths[l + 1]) for l in range(1, len(widths) - 1)]  # δ recursion only
-        self.T: NDArray = np.zeros(max([1, *transposed]), dtype=self.dtype)
+        pairs = range(len(widths) - 1)
+        theta_t = [int(widths[l] * widths[l + 1]) for l in pairs if l > 0]  # θ^T of the δ recursion
+        acts_t = [capacity * int(widths[l] + widths[l + 1]) for l in pairs]  # (a^l)^T, (δ^{l+1})^T
+        self.T: NDArray = np.zeros(max(theta_t + acts_t), dtype=self.dtype)
 
     def a(self, l: int, n: int) -> NDArray:
         """View of a of layer ``l`` (0 is the input), shape ``(n, sizes[l])``."""

@@ -42,11 +42,11 @@ def layer_rows(widths, batches, min_time):
             A = rng.normal(size=(n, w))
             Z, A2, D, D2, dW, db = (np.zeros((n, w)), np.zeros((n, w)), rng.normal(size=(n, w)), np.zeros((n, w)),
                                     np.zeros((w, w)), np.zeros(w))  # fmt: skip
-            T = np.zeros((w, w))
+            T, TG = np.zeros((w, w)), np.zeros(2 * n * w)
             cases = {
                 "layer_forward": lambda v: getattr(core, f"layer_forward_{v}")(W, b, A, Z, A2, 3),  # noqa: B023
                 "layer_backward": lambda v: getattr(core, f"layer_backward_{v}")(W, D, A, A, D2, 3, T),  # noqa: B023
-                "layer_gradients": lambda v: getattr(core, f"layer_gradients_{v}")(D, A, dW, db),  # noqa: B023
+                "layer_gradients": lambda v: getattr(core, f"layer_gradients_{v}")(D, A, dW, db, TG),  # noqa: B023
             }
             for name, call in cases.items():
                 ser = median_time(lambda c=call: c("ser"), min_time)

@@ -76,12 +76,14 @@ def test_network_without_hidden_layer():
     assert scaled_err(g.deltas[0], deltas[0]) <= 1e-12
 
 
+@pytest.mark.parametrize("big", [False, True])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_shapes_spanning_several_tiles(dtype):
+def test_shapes_spanning_several_tiles(dtype, big):
     """Widths and batch sizes past one cache tile of each kernel, with remainders."""
     from fastbp._kernels import core
 
-    n = core.TILE_SAMPLES + 3
+    # big: past GRAD_DOT_MIN (gradients as dot products) and one chunk of the sums over samples
+    n = core.K_CHUNK + 7 if big else core.TILE_SAMPLES + 3
     sizes = [core.K_CHUNK + 12, core.TILE_UNITS + 5, core.K_CHUNK + 5, 3]
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
     X = X.astype(dtype)

@@ -139,13 +139,14 @@ def test_returned_arrays_are_owned(backend):
     np.testing.assert_array_equal(g.deltas[0], kept[1])
 
 
+@pytest.mark.parametrize("n", [45, 70])  # 70: gradients as dot products (GRAD_DOT_MIN)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_serial_and_parallel_variants_give_the_same_bits(dtype):
+def test_serial_and_parallel_variants_give_the_same_bits(dtype, n):
     """Each kernel is compiled twice with the same loops; the drivers may pick either."""
     from fastbp._kernels import core, train
 
     rng = np.random.default_rng(0)
-    n, n_in, n_out = 45, 140, 37
+    n_in, n_out = 140, 37
     W = rng.normal(size=(n_out, n_in)).astype(dtype)
     b = rng.normal(size=n_out).astype(dtype)
     A_in = rng.normal(size=(n, n_in)).astype(dtype)
@@ -162,7 +163,7 @@ def test_serial_and_parallel_variants_give_the_same_bits(dtype):
         T = np.zeros((n_in, n_out), dtype)
         getattr(core, f"layer_backward_{variant}")(W, D_next, A_in, np.tanh(A_in), D_in, 2, T)
         dW, db = np.zeros_like(W), np.zeros_like(b)
-        getattr(core, f"layer_gradients_{variant}")(D_next, A_in, dW, db)
+        getattr(core, f"layer_gradients_{variant}")(D_next, A_in, dW, db, np.zeros(n * (n_in + n_out), dtype))
         D_out, costs = np.zeros_like(Z), np.zeros(n, dtype)
         getattr(core, f"output_delta_{variant}")(1, 5, Z, A_out, Y, D_out, costs)
         p, g, s1, s2 = p0.copy(), g0.copy(), m0.copy(), v0.copy()

@@ -170,7 +170,8 @@ def _output_row(loss, code, z, a, y, d):
 TILE_SAMPLES = 32  # samples per tile (a multiple of BLOCK)
 TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
 TILE_COLS = 128  # columns of δ^l (or of ∂C/∂θ) per tile
-K_CHUNK = 256  # inputs per chunk of the forward dot products (six rows in L1)
+K_CHUNK = 256  # terms per chunk of a dot product (the six rows in use stay in L1)
+GRAD_DOT_MIN = 64  # samples from which the weight gradients are dot products
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
@@ -316,11 +317,27 @@ def layer_backward(W, D_next, Z, A, D, code, T):
                 _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
 
 
-def layer_gradients(D_next, A_in, dW, db):
+@njit(error_model="numpy", cache=True)
+def _transpose(src, dst):
+    """dst = src.T, in blocks of 16 × 16 so both sides stay in cache."""
+    n, m = src.shape
+    for i0 in range(0, n, 16):
+        for k0 in range(0, m, 16):
+            for k in range(k0, min(k0 + 16, m)):
+                for i in range(i0, min(i0 + 16, n)):
+                    dst[k, i] = src[i, k]
+
+
+def layer_gradients(D_next, A_in, dW, db, T):
     """∂C/∂θ^l = mean over samples of δ^{l+1} (a^l)^T, ∂C/∂b^l = mean of δ^{l+1}.
 
-    Each tile owns a block ``dW[j0:j1, k0:k1]`` and sums over the samples in
-    order.
+    Each tile owns a block ``dW[j0:j1, k0:k1]``.  From ``GRAD_DOT_MIN``
+    samples on, δ^{l+1} and a^l are first transposed into ``T`` so every
+    gradient is a dot product over the samples (:func:`_dot_block`, summed in
+    chunks of ``K_CHUNK`` samples); below it the sums over a few samples are
+    too short for that, and each tile adds four samples' outer products per
+    pass along rows of dW instead.  Either way the order of every sum depends
+    on the shapes alone.
 
     Parameters
     ----------
@@ -332,12 +349,20 @@ def layer_gradients(D_next, A_in, dW, db):
         Written.
     db : ndarray of shape (n_out,)
         Written.
+    T : ndarray, flat, of at least n · (n_in + n_out)
+        Room for the transposes, overwritten.
     """
     n, n_in = A_in.shape
     n_out = dW.shape[0]
     zero = dW.dtype.type(0.0)
     inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
     n4 = n - n % BLOCK
+    dot = n >= GRAD_DOT_MIN
+    AT = T[: n_in * n].reshape((n_in, n))
+    DT = T[n_in * n : (n_in + n_out) * n].reshape((n_out, n))
+    if dot:
+        _transpose(A_in, AT)
+        _transpose(D_next, DT)
     n_tj = (n_out + TILE_UNITS - 1) // TILE_UNITS
     n_tk = (n_in + TILE_COLS - 1) // TILE_COLS
     for t in prange(n_tk * n_tj):  # tile (columns kt, neurons jt) owns dW[jt, kt]
@@ -349,21 +374,25 @@ def layer_gradients(D_next, A_in, dW, db):
             g = dW[j, k0:k1]
             for k in range(m):
                 g[k] = zero
-        for i in range(0, n4, BLOCK):
-            x0, x1 = A_in[i, k0:k1], A_in[i + 1, k0:k1]
-            x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
-            for j in range(j0, j1):
-                d0, d1, d2, d3 = D_next[i, j], D_next[i + 1, j], D_next[i + 2, j], D_next[i + 3, j]
-                g = dW[j, k0:k1]
-                for k in range(m):
-                    g[k] += d0 * x0[k] + d1 * x1[k] + d2 * x2[k] + d3 * x3[k]
-        for i in range(n4, n):
-            x = A_in[i, k0:k1]
-            for j in range(j0, j1):
-                d = D_next[i, j]
-                g = dW[j, k0:k1]
-                for k in range(m):
-                    g[k] += d * x[k]
+        if dot:
+            for c0 in range(0, n, K_CHUNK):
+                _dot_block(DT, AT, dW, j0, j1, k0, k1, c0, min(c0 + K_CHUNK, n))
+        else:
+            for i in range(0, n4, BLOCK):
+                x0, x1 = A_in[i, k0:k1], A_in[i + 1, k0:k1]
+                x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
+                for j in range(j0, j1):
+                    d0, d1, d2, d3 = D_next[i, j], D_next[i + 1, j], D_next[i + 2, j], D_next[i + 3, j]
+                    g = dW[j, k0:k1]
+                    for k in range(m):
+                        g[k] += d0 * x0[k] + d1 * x1[k] + d2 * x2[k] + d3 * x3[k]
+            for i in range(n4, n):
+                x = A_in[i, k0:k1]
+                for j in range(j0, j1):
+                    d = D_next[i, j]
+                    g = dW[j, k0:k1]
+                    for k in range(m):
+                        g[k] += d * x[k]
         for j in range(j0, j1):
             g = dW[j, k0:k1]
             for k in range(m):
@@ -525,8 +554,9 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
         Gradient of the mean cost, laid out like ``params``; written.
     costs : ndarray of shape (>= n,)
         Per-sample costs C_n, written.
-    T : ndarray, flat, of at least max over l ≥ 1 of sizes[l] · sizes[l + 1]
-        Room for the transposed weights of the δ recursion, overwritten.
+    T : ndarray, flat
+        Room for transposes, overwritten: at least sizes[l] · sizes[l + 1]
+        for every l ≥ 1 (θ^T) and n · (sizes[l] + sizes[l + 1]) for every l.
 
     Returns
     -------
@@ -541,9 +571,9 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
         dW, db = _views(grad, w_off, b_off, sizes, l)
         parallel = n * n_in * n_out >= PARALLEL_MIN_WORK
         if parallel:
-            layer_gradients_par(D_next, A_in, dW, db)
+            layer_gradients_par(D_next, A_in, dW, db, T)
         else:
-            layer_gradients_ser(D_next, A_in, dW, db)
+            layer_gradients_ser(D_next, A_in, dW, db, T)
         if l > 0:  # δ of the input layer is never needed
             W, _ = _views(params, w_off, b_off, sizes, l)
             Z_in, D_in = _rows(Z, z_off, l - 1, n, n_in), _rows(D, z_off, l - 1, n, n_in)
