@@ -82,8 +82,9 @@ def test_shapes_spanning_several_tiles(dtype, big):
     """Widths and batch sizes past one cache tile of each kernel, with remainders."""
     from fastbp._kernels import core
 
-    # big: past GRAD_DOT_MIN (gradients as dot products) and one chunk of the sums over samples
-    n = core.K_CHUNK + 7 if big else core.TILE_SAMPLES + 3
+    # big: δ and gradients as dot products, past one chunk of the sums over samples;
+    # small: the sums-of-rows forms used below GRAD_DOT_MIN and DELTA_DOT_MIN
+    n = core.K_CHUNK + 7 if big else core.GRAD_DOT_MIN - 3
     sizes = [core.K_CHUNK + 12, core.TILE_UNITS + 5, core.K_CHUNK + 5, 3]
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
     X = X.astype(dtype)

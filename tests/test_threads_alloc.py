@@ -139,7 +139,7 @@ def test_returned_arrays_are_owned(backend):
     np.testing.assert_array_equal(g.deltas[0], kept[1])
 
 
-@pytest.mark.parametrize("n", [45, 70])  # 70: gradients as dot products (GRAD_DOT_MIN)
+@pytest.mark.parametrize("n", [13, 45, 133])  # each side of GRAD_DOT_MIN and DELTA_DOT_MIN
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_serial_and_parallel_variants_give_the_same_bits(dtype, n):
     """Each kernel is compiled twice with the same loops; the drivers may pick either."""

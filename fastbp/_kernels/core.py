@@ -171,7 +171,11 @@ TILE_SAMPLES = 32  # samples per tile (a multiple of BLOCK)
 TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
 TILE_COLS = 128  # columns of δ^l (or of ∂C/∂θ) per tile
 K_CHUNK = 256  # terms per chunk of a dot product (the six rows in use stay in L1)
-GRAD_DOT_MIN = 64  # samples from which the weight gradients are dot products
+# Samples from which the kernels use dot products over packed transposes.
+# Packing θ^T costs n_in·n_out copies whatever n is, so the δ recursion needs
+# more samples to repay it than the weight gradients, whose transposes grow with n.
+DELTA_DOT_MIN = 128
+GRAD_DOT_MIN = 32
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
@@ -276,10 +280,13 @@ def layer_forward(W, b, A_in, Z, A_out, code):
 def layer_backward(W, D_next, Z, A, D, code, T):
     """δ^l = ((θ^l)^T δ^{l+1}) ⊙ f'(z^l) for every sample.
 
-    Each δ is a dot product of a row of δ^{l+1} with a column of θ^l.  The
-    columns are first packed as rows of ``T`` (θ^T, one block of
-    ``TILE_UNITS`` columns per ``prange`` iteration, which owns that block of
-    ``T`` and of δ^l), so :func:`_dot_block` reads both operands contiguously.
+    From ``DELTA_DOT_MIN`` samples on, each δ is a dot product of a row of
+    δ^{l+1} with a column of θ^l: the columns are first packed as rows of
+    ``T`` (θ^T, one block of ``TILE_UNITS`` columns per ``prange`` iteration,
+    which owns that block of ``T`` and of δ^l), so :func:`_dot_block` reads
+    both operands contiguously.  For fewer samples the packing would cost
+    more than the product; each row of δ^l is then a sum of rows of θ^l
+    weighted by δ^{l+1}, four rows of θ per pass along a contiguous row.
 
     Parameters
     ----------
@@ -299,22 +306,50 @@ def layer_backward(W, D_next, Z, A, D, code, T):
     n, n_in = D.shape
     n_out = W.shape[0]
     zero = D.dtype.type(0.0)
-    n_tk = (n_in + TILE_UNITS - 1) // TILE_UNITS
-    for kt in prange(n_tk):  # owns columns k0:k1 of δ^l and rows k0:k1 of T
-        k0, k1 = kt * TILE_UNITS, min((kt + 1) * TILE_UNITS, n_in)
-        for j in range(n_out):  # pack θ[:, k0:k1] as T[k0:k1, :]
-            w = W[j, k0:k1]
-            for k in range(k1 - k0):
-                T[k0 + k, j] = w[k]
-        for i0 in range(0, n, TILE_SAMPLES):
-            i1 = min(i0 + TILE_SAMPLES, n)
-            for i in range(i0, i1):
-                for k in range(k0, k1):
-                    D[i, k] = zero
-            for c0 in range(0, n_out, K_CHUNK):
-                _dot_block(D_next, T, D, i0, i1, k0, k1, c0, min(c0 + K_CHUNK, n_out))
-            for i in range(i0, i1):  # f' is elementwise, so it applies block by block
-                _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
+    dot = n >= DELTA_DOT_MIN
+    # dot products: a tile is TILE_UNITS columns × every sample (it packs its
+    # θ^T block once); sums of rows of θ: TILE_COLS columns × TILE_SAMPLES.
+    tc = TILE_UNITS if dot else TILE_COLS
+    ts = n if dot else TILE_SAMPLES
+    n_ti = (n + ts - 1) // ts
+    n_tk = (n_in + tc - 1) // tc
+    j4 = n_out - n_out % BLOCK
+    for t in prange(n_tk * n_ti):  # tile (columns kt, samples it) owns D[it, kt] (and T[kt, :])
+        kt, it = t // n_ti, t % n_ti
+        k0, k1 = kt * tc, min((kt + 1) * tc, n_in)
+        i0, i1 = it * ts, min((it + 1) * ts, n)
+        m = k1 - k0
+        for i in range(i0, i1):
+            r = D[i, k0:k1]
+            for k in range(m):
+                r[k] = zero
+        if dot:
+            for j in range(n_out):  # pack θ[:, k0:k1] as T[k0:k1, :]
+                w = W[j, k0:k1]
+                for k in range(m):
+                    T[k0 + k, j] = w[k]
+            for s0 in range(i0, i1, TILE_SAMPLES):
+                s1 = min(s0 + TILE_SAMPLES, i1)
+                for c0 in range(0, n_out, K_CHUNK):
+                    _dot_block(D_next, T, D, s0, s1, k0, k1, c0, min(c0 + K_CHUNK, n_out))
+        else:  # a few samples: packing θ^T would cost more than it saves
+            for j in range(0, j4, BLOCK):  # four rows of θ, in L1, for every sample of the tile
+                w0, w1 = W[j, k0:k1], W[j + 1, k0:k1]
+                w2, w3 = W[j + 2, k0:k1], W[j + 3, k0:k1]
+                for i in range(i0, i1):
+                    d0, d1, d2, d3 = D_next[i, j], D_next[i, j + 1], D_next[i, j + 2], D_next[i, j + 3]
+                    r = D[i, k0:k1]
+                    for k in range(m):
+                        r[k] += d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
+            for j in range(j4, n_out):
+                w = W[j, k0:k1]
+                for i in range(i0, i1):
+                    d = D_next[i, j]
+                    r = D[i, k0:k1]
+                    for k in range(m):
+                        r[k] += d * w[k]
+        for i in range(i0, i1):  # f' is elementwise, so it applies tile by tile
+            _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
 
 
 @njit(error_model="numpy", cache=True)
@@ -357,7 +392,7 @@ def layer_gradients(D_next, A_in, dW, db, T):
     zero = dW.dtype.type(0.0)
     inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
     n4 = n - n % BLOCK
-    dot = n >= GRAD_DOT_MIN
+    dot = n >= GRAD_DOT_MIN  # below: sums too short for dot products
     AT = T[: n_in * n].reshape((n_in, n))
     DT = T[n_in * n : (n_in + n_out) * n].reshape((n_out, n))
     if dot:
