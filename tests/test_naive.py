@@ -85,7 +85,10 @@ def test_shapes_spanning_several_tiles(dtype, big):
     # big: δ and gradients as dot products, past one chunk of the sums over samples;
     # small: the sums-of-rows forms used below GRAD_DOT_MIN and DELTA_DOT_MIN
     n = core.K_CHUNK + 7 if big else core.GRAD_DOT_MIN - 3
-    sizes = [core.K_CHUNK + 12, core.TILE_UNITS + 5, core.K_CHUNK + 5, 3]
+    if big:  # wide enough for the dot-product gradients (GRAD_DOT_WIDTH), δ sums past one chunk
+        sizes = [core.K_CHUNK + 12, core.K_CHUNK + 5, core.K_CHUNK + 5, 3]
+    else:
+        sizes = [core.K_CHUNK + 12, core.TILE_UNITS + 5, core.TILE_COLS + 5, 3]
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
     X = X.astype(dtype)
     cost, gw, gb, deltas = _naive(net, X, Y.astype(dtype), "cross_entropy")

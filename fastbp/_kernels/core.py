@@ -176,6 +176,9 @@ K_CHUNK = 256  # terms per chunk of a dot product (the six rows in use stay in L
 # more samples to repay it than the weight gradients, whose transposes grow with n.
 DELTA_DOT_MIN = 128
 GRAD_DOT_MIN = 32
+# ... and from which n_in·n_out / (n_in + n_out) the gradients' transposes
+# (about 1.5 ns per element) are repaid: never for narrow layers.
+GRAD_DOT_WIDTH = 128
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
@@ -367,7 +370,8 @@ def layer_gradients(D_next, A_in, dW, db, T):
     """∂C/∂θ^l = mean over samples of δ^{l+1} (a^l)^T, ∂C/∂b^l = mean of δ^{l+1}.
 
     Each tile owns a block ``dW[j0:j1, k0:k1]``.  From ``GRAD_DOT_MIN``
-    samples on, δ^{l+1} and a^l are first transposed into ``T`` so every
+    samples on, in layers wide enough (``GRAD_DOT_WIDTH``), δ^{l+1} and a^l
+    are first transposed into ``T`` so every
     gradient is a dot product over the samples (:func:`_dot_block`, summed in
     chunks of ``K_CHUNK`` samples); below it the sums over a few samples are
     too short for that, and each tile adds four samples' outer products per
@@ -392,7 +396,8 @@ def layer_gradients(D_next, A_in, dW, db, T):
     zero = dW.dtype.type(0.0)
     inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
     n4 = n - n % BLOCK
-    dot = n >= GRAD_DOT_MIN  # below: sums too short for dot products
+    # below: sums too short for dot products, or layers too narrow to repay the transposes
+    dot = n >= GRAD_DOT_MIN and n_in * n_out >= GRAD_DOT_WIDTH * (n_in + n_out)
     AT = T[: n_in * n].reshape((n_in, n))
     DT = T[n_in * n : (n_in + n_out) * n].reshape((n_out, n))
     if dot:
