@@ -79,6 +79,17 @@ ALLOC_SCRIPT = textwrap.dedent(
                 ws.Z, ws.z_off, 33, 1, ws.Y[:33], ws.D, ws.grad, ws.costs, ws.T)
         repeat(1, *args)  # compile
         print(count(1, args), count(10, args))
+
+    # a whole epoch is one compiled call: 4 steps or 40 steps, the same allocations
+    net = fastbp.Network([30, 40, 5], activation="tanh", output="softmax", seed=0)
+    tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=fastbp.Adam(), batch_size=11, seed=0)
+    X, y = rng.normal(size=(440, 30)), rng.integers(0, 5, size=440)
+    tr.fit(X[:44], y[:44])  # compile
+    def fit_allocs(m):
+        before = rtsys.get_allocation_stats()
+        tr.fit(X[:m], y[:m])
+        return rtsys.get_allocation_stats().alloc - before.alloc
+    print(fit_allocs(44), fit_allocs(440))
     """
 )
 
@@ -86,8 +97,9 @@ ALLOC_SCRIPT = textwrap.dedent(
 def test_kernels_allocate_nothing_on_repeated_calls():
     """Numba's runtime counts every allocation its compiled code makes."""
     lines = _run(ALLOC_SCRIPT, NUMBA_NRT_STATS="1")
-    assert len(lines) == 4
+    assert len(lines) == 6
     assert lines[0] == lines[1] and lines[2] == lines[3], lines
+    assert lines[4] == lines[5], lines  # training: nothing allocated per step
 
 
 def test_allocation_counter_sees_allocations():

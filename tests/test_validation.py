@@ -139,3 +139,23 @@ def test_single_output_takes_1d_targets():
 def test_gradcheck_rejects_bad_steps(net, data):
     with pytest.raises(ValueError, match="positive"):
         fastbp.gradcheck(net, *data, loss="cross_entropy", step=0.0)
+
+
+def test_finiteness_check_finds_the_first_bad_value_without_copying_the_data():
+    import tracemalloc
+
+    from fastbp._validation import check_X
+
+    X = np.zeros((3000, 784), dtype=np.float32)  # 9.4 MB, many blocks of the check
+    X[2500, 17] = np.nan
+    X[2999, 0] = np.inf
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"NaN or inf \(first at index \(2500, 17\)\)"):
+        check_X(X, 784, np.dtype(np.float32))
+    X[2500, 17] = 0.0
+    X[2999, 0] = 0.0
+    tracemalloc.reset_peak()
+    check_X(X, 784, np.dtype(np.float32))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < X.nbytes / 4  # a boolean copy of X alone would be X.nbytes / 4
