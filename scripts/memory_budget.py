@@ -13,22 +13,42 @@ Usage::
     python scripts/memory_budget.py
 """
 
-import tracemalloc, numpy as np, fastbp
-rng = np.random.default_rng(0)
-n=60000
-X = rng.random((n, 784), dtype=np.float32); y = rng.integers(0, 10, n)
-net = fastbp.Network([784,256,256,10], activation="relu", output="softmax", dtype="float32", seed=0)
-tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=fastbp.Adam(lr=1e-3), batch_size=128, seed=0)
-tr.fit(X[:256], y[:256], epochs=1)  # compile, allocate the workspace and optimiser state
-tracemalloc.start()
-base = tracemalloc.get_traced_memory()[0]
-tr.fit(X, y, epochs=2)
-cur, peak = tracemalloc.get_traced_memory()
-data = X.nbytes + y.nbytes
-params = net.params.nbytes
-state = sum(a.nbytes for a in (tr.state1, tr.state2) if a is not None)
-ws = tr._train_ws
-wsb = sum(getattr(ws, k).nbytes for k in ("A","Z","D","grad","Y","costs","scratch","T"))
-print(f"data {data/2**20:.1f} MiB, params {params/2**20:.2f}, optimiser state {state/2**20:.2f}, workspace {wsb/2**20:.2f}")
-print(f"fit's own allocations: peak {(peak-base)/2**20:.2f} MiB above what existed before the call")
-print(f"ratio (everything fit holds at its peak) / (data+params+state+workspace) = {(data+params+state+wsb+(peak-base))/(data+params+state+wsb):.3f}")
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+
+import fastbp
+
+MIB = 2**20
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    n = 60_000
+    X = rng.random((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    net = fastbp.Network([784, 256, 256, 10], activation="relu", output="softmax", dtype="float32", seed=0)
+    tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=fastbp.Adam(lr=1e-3), batch_size=128, seed=0)
+    tr.fit(X[:256], y[:256], epochs=1)  # compile; allocate the workspace and the optimiser state
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    tr.fit(X, y, epochs=2)
+    extra = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    data = X.nbytes + y.nbytes
+    params = net.params.nbytes
+    state = sum(a.nbytes for a in (tr.state1, tr.state2) if a is not None)
+    ws = tr._train_ws
+    assert ws is not None
+    work = sum(getattr(ws, k).nbytes for k in ("A", "Z", "D", "grad", "Y", "costs", "scratch", "T"))
+    held = data + params + state + work
+    print(f"data {data / MIB:.1f} MiB, parameters {params / MIB:.2f}, optimiser state {state / MIB:.2f}, "
+          f"workspace {work / MIB:.2f}")  # fmt: skip
+    print(f"fit's own allocations at their peak: {extra / MIB:.2f} MiB")
+    print(f"peak / (data + parameters + optimiser state + workspace) = {(held + extra) / held:.3f}")
+
+
+if __name__ == "__main__":
+    main()
