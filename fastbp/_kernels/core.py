@@ -11,12 +11,16 @@ Rules that keep the kernels fast and reproducible:
 
 * ``prange`` over tiles of the output (samples × neurons for the forward
   pass, columns × samples for δ, neurons × columns for the weight gradients):
-  each output element belongs to one iteration; no shared ``+=``.
+  each output element (and each packed block) belongs to one iteration; no
+  shared ``+=``.
 * every layer kernel exists twice, parallel and serial, with the same loops
   (``compile_pair``); the drivers choose by work size (``fastbp/_config.py``).
-* the innermost loop runs over the contiguous index; no transposed copies.
-* tiles that keep a block of θ in cache; four samples per inner block, so
-  one load of θ feeds four multiply-adds.
+* the innermost loop runs over the contiguous index.
+* tiles that keep a block of θ in cache; inside a tile, dot products along
+  contiguous rows in register blocks of four rows × two rows (``_dot_block``),
+  summed in chunks of ``K_CHUNK`` terms; transposes packed into the workspace
+  where the dot products need them and repay them (``DELTA_DOT_MIN``,
+  ``GRAD_DOT_MIN``, ``GRAD_DOT_WIDTH``); sums of four rows of θ per pass below.
 * constants take the array's dtype (``one = Z.dtype.type(1)``): a float64
   literal would promote a float32 loop to float64.
 * ``fastmath={"reassoc", "contract"}`` lets reductions vectorise without the
