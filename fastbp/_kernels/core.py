@@ -20,7 +20,8 @@ Rules that keep the kernels fast and reproducible:
   contiguous rows in register blocks of four rows × two rows (``_dot_block``),
   summed in chunks of ``K_CHUNK`` terms; transposes packed into the workspace
   where the dot products need them and repay them (``DELTA_DOT_MIN``,
-  ``GRAD_DOT_MIN``, ``GRAD_DOT_WIDTH``); sums of four rows of θ per pass below.
+  ``DELTA_DOT_LENGTH``, ``GRAD_DOT_MIN``, ``GRAD_DOT_WIDTH``); sums of four
+  rows of θ per pass otherwise.
 * constants take the array's dtype (``one = Z.dtype.type(1)``): a float64
   literal would promote a float32 loop to float64.
 * ``fastmath={"reassoc", "contract"}`` lets reductions vectorise without the
@@ -179,6 +180,7 @@ K_CHUNK = 256  # terms per chunk of a dot product (the six rows in use stay in L
 # Packing θ^T costs n_in·n_out copies whatever n is, so the δ recursion needs
 # more samples to repay it than the weight gradients, whose transposes grow with n.
 DELTA_DOT_MIN = 128
+DELTA_DOT_LENGTH = 64  # ... and from which n_out: shorter dot products are mostly loop overhead
 GRAD_DOT_MIN = 32
 # ... and from which n_in·n_out / (n_in + n_out) the gradients' transposes
 # (about 1.5 ns per element) are repaid: never for narrow layers.
@@ -186,8 +188,10 @@ GRAD_DOT_WIDTH = 128
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", cache=True)
-def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1):
-    """out[i, j] += Σ_{c0 ≤ k < c1} L[i, k] R[j, k] for i in [i_beg, i_end), j in [j0, j1).
+def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
+    """out[i, j] (+)= Σ_{c0 ≤ k < c1} L[i, k] R[j, k] for i in [i_beg, i_end), j in [j0, j1).
+
+    ``add`` false stores the sums (the first chunk), true adds them to ``out``.
 
     Both operands are read along contiguous rows.  A register block of four
     rows of L × two rows of R keeps eight running sums, so each step of k
@@ -212,14 +216,14 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1):
                     t1 += v[k] * x1[k]
                     t2 += v[k] * x2[k]
                     t3 += v[k] * x3[k]
-                out[i0, j] += s0
-                out[i0 + 1, j] += s1
-                out[i0 + 2, j] += s2
-                out[i0 + 3, j] += s3
-                out[i0, j + 1] += t0
-                out[i0 + 1, j + 1] += t1
-                out[i0 + 2, j + 1] += t2
-                out[i0 + 3, j + 1] += t3
+                out[i0, j] = out[i0, j] + s0 if add else s0
+                out[i0 + 1, j] = out[i0 + 1, j] + s1 if add else s1
+                out[i0 + 2, j] = out[i0 + 2, j] + s2 if add else s2
+                out[i0 + 3, j] = out[i0 + 3, j] + s3 if add else s3
+                out[i0, j + 1] = out[i0, j + 1] + t0 if add else t0
+                out[i0 + 1, j + 1] = out[i0 + 1, j + 1] + t1 if add else t1
+                out[i0 + 2, j + 1] = out[i0 + 2, j + 1] + t2 if add else t2
+                out[i0 + 3, j + 1] = out[i0 + 3, j + 1] + t3 if add else t3
             for j in range(j2, j1):  # an odd last row of R
                 w = R[j, c0:c1]
                 s0 = s1 = s2 = s3 = zero
@@ -228,10 +232,10 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1):
                     s1 += w[k] * x1[k]
                     s2 += w[k] * x2[k]
                     s3 += w[k] * x3[k]
-                out[i0, j] += s0
-                out[i0 + 1, j] += s1
-                out[i0 + 2, j] += s2
-                out[i0 + 3, j] += s3
+                out[i0, j] = out[i0, j] + s0 if add else s0
+                out[i0 + 1, j] = out[i0 + 1, j] + s1 if add else s1
+                out[i0 + 2, j] = out[i0 + 2, j] + s2 if add else s2
+                out[i0 + 3, j] = out[i0 + 3, j] + s3 if add else s3
         else:  # the last, partial block: one row of L at a time
             for i in range(i0, i_end):
                 x = L[i, c0:c1]
@@ -240,7 +244,7 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1):
                     s = zero
                     for k in range(c1 - c0):
                         s += w[k] * x[k]
-                    out[i, j] += s
+                    out[i, j] = out[i, j] + s if add else s
 
 
 def layer_forward(W, b, A_in, Z, A_out, code):
@@ -261,18 +265,14 @@ def layer_forward(W, b, A_in, Z, A_out, code):
     """
     n, n_in = A_in.shape
     n_out = W.shape[0]
-    zero = Z.dtype.type(0.0)
     n_ti = (n + TILE_SAMPLES - 1) // TILE_SAMPLES
     n_tj = (n_out + TILE_UNITS - 1) // TILE_UNITS
     for t in prange(n_ti * n_tj):  # tile (samples it, neurons jt) owns Z[it, jt]
         it, jt = t // n_tj, t % n_tj
         i_beg, i_end = it * TILE_SAMPLES, min((it + 1) * TILE_SAMPLES, n)
         j0, j1 = jt * TILE_UNITS, min((jt + 1) * TILE_UNITS, n_out)
-        for i in range(i_beg, i_end):
-            for j in range(j0, j1):
-                Z[i, j] = zero
         for c0 in range(0, n_in, K_CHUNK):
-            _dot_block(A_in, W, Z, i_beg, i_end, j0, j1, c0, min(c0 + K_CHUNK, n_in))
+            _dot_block(A_in, W, Z, i_beg, i_end, j0, j1, c0, min(c0 + K_CHUNK, n_in), c0 > 0)
         for i in range(i_beg, i_end):
             for j in range(j0, j1):
                 Z[i, j] += b[j]
@@ -287,12 +287,14 @@ def layer_forward(W, b, A_in, Z, A_out, code):
 def layer_backward(W, D_next, Z, A, D, code, T):
     """δ^l = ((θ^l)^T δ^{l+1}) ⊙ f'(z^l) for every sample.
 
-    From ``DELTA_DOT_MIN`` samples on, each δ is a dot product of a row of
+    From ``DELTA_DOT_MIN`` samples on, when δ^{l+1} has at least
+    ``DELTA_DOT_LENGTH`` columns, each δ is a dot product of a row of
     δ^{l+1} with a column of θ^l: the columns are first packed as rows of
     ``T`` (θ^T, one block of ``TILE_UNITS`` columns per ``prange`` iteration,
     which owns that block of ``T`` and of δ^l), so :func:`_dot_block` reads
     both operands contiguously.  For fewer samples the packing would cost
-    more than the product; each row of δ^l is then a sum of rows of θ^l
+    more than the product (and short dot products are mostly loop overhead);
+    each row of δ^l is then a sum of rows of θ^l
     weighted by δ^{l+1}, four rows of θ per pass along a contiguous row.
 
     Parameters
@@ -313,7 +315,7 @@ def layer_backward(W, D_next, Z, A, D, code, T):
     n, n_in = D.shape
     n_out = W.shape[0]
     zero = D.dtype.type(0.0)
-    dot = n >= DELTA_DOT_MIN
+    dot = n >= DELTA_DOT_MIN and n_out >= DELTA_DOT_LENGTH
     # dot products: a tile is TILE_UNITS columns × every sample (it packs its
     # θ^T block once); sums of rows of θ: TILE_COLS columns × TILE_SAMPLES.
     tc = TILE_UNITS if dot else TILE_COLS
@@ -326,10 +328,6 @@ def layer_backward(W, D_next, Z, A, D, code, T):
         k0, k1 = kt * tc, min((kt + 1) * tc, n_in)
         i0, i1 = it * ts, min((it + 1) * ts, n)
         m = k1 - k0
-        for i in range(i0, i1):
-            r = D[i, k0:k1]
-            for k in range(m):
-                r[k] = zero
         if dot:
             for j in range(n_out):  # pack θ[:, k0:k1] as T[k0:k1, :]
                 w = W[j, k0:k1]
@@ -338,8 +336,12 @@ def layer_backward(W, D_next, Z, A, D, code, T):
             for s0 in range(i0, i1, TILE_SAMPLES):
                 s1 = min(s0 + TILE_SAMPLES, i1)
                 for c0 in range(0, n_out, K_CHUNK):
-                    _dot_block(D_next, T, D, s0, s1, k0, k1, c0, min(c0 + K_CHUNK, n_out))
+                    _dot_block(D_next, T, D, s0, s1, k0, k1, c0, min(c0 + K_CHUNK, n_out), c0 > 0)
         else:  # a few samples: packing θ^T would cost more than it saves
+            for i in range(i0, i1):
+                r = D[i, k0:k1]
+                for k in range(m):
+                    r[k] = zero
             for j in range(0, j4, BLOCK):  # four rows of θ, in L1, for every sample of the tile
                 w0, w1 = W[j, k0:k1], W[j + 1, k0:k1]
                 w2, w3 = W[j + 2, k0:k1], W[j + 3, k0:k1]
@@ -414,14 +416,14 @@ def layer_gradients(D_next, A_in, dW, db, T):
         k0, k1 = kt * TILE_COLS, min((kt + 1) * TILE_COLS, n_in)
         j0, j1 = jt * TILE_UNITS, min((jt + 1) * TILE_UNITS, n_out)
         m = k1 - k0
-        for j in range(j0, j1):
-            g = dW[j, k0:k1]
-            for k in range(m):
-                g[k] = zero
         if dot:
             for c0 in range(0, n, K_CHUNK):
-                _dot_block(DT, AT, dW, j0, j1, k0, k1, c0, min(c0 + K_CHUNK, n))
+                _dot_block(DT, AT, dW, j0, j1, k0, k1, c0, min(c0 + K_CHUNK, n), c0 > 0)
         else:
+            for j in range(j0, j1):
+                g = dW[j, k0:k1]
+                for k in range(m):
+                    g[k] = zero
             for i in range(0, n4, BLOCK):
                 x0, x1 = A_in[i, k0:k1], A_in[i + 1, k0:k1]
                 x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
