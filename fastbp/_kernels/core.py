@@ -176,6 +176,7 @@ TILE_SAMPLES = 32  # samples per tile (a multiple of BLOCK)
 TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
 TILE_COLS = 128  # columns of δ^l (or of ∂C/∂θ) per tile
 K_CHUNK = 256  # terms per chunk of a dot product (the six rows in use stay in L1)
+PAIR_MIN_LENGTH = 64  # dot products shorter than this use blocks of four rows × one
 # Samples from which the kernels use dot products over packed transposes.
 # Packing θ^T costs n_in·n_out copies whatever n is, so the δ recursion needs
 # more samples to repay it than the weight gradients, whose transposes grow with n.
@@ -199,7 +200,8 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
     The order of every sum depends on the arguments alone.
     """
     zero = out.dtype.type(0.0)
-    j2 = j1 - (j1 - j0) % 2
+    # pairs of R rows only for long sums: short ones (narrow layers) ran slower with eight
+    j2 = j1 - (j1 - j0) % 2 if c1 - c0 >= PAIR_MIN_LENGTH else j0
     for i0 in range(i_beg, i_end, BLOCK):
         if i0 + BLOCK <= i_end:
             x0, x1 = L[i0, c0:c1], L[i0 + 1, c0:c1]
@@ -224,7 +226,7 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
                 out[i0 + 1, j + 1] = out[i0 + 1, j + 1] + t1 if add else t1
                 out[i0 + 2, j + 1] = out[i0 + 2, j + 1] + t2 if add else t2
                 out[i0 + 3, j + 1] = out[i0 + 3, j + 1] + t3 if add else t3
-            for j in range(j2, j1):  # an odd last row of R
+            for j in range(j2, j1):  # an odd last row of R, or every row for short sums
                 w = R[j, c0:c1]
                 s0 = s1 = s2 = s3 = zero
                 for k in range(c1 - c0):
