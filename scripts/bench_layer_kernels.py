@@ -1,0 +1,79 @@
+"""GFLOP/s of each compiled layer kernel on one layer, beside the matmul peak.
+
+Times ``layer_forward``, ``layer_backward`` (the δ recursion) and
+``layer_gradients`` of ``fastbp/_kernels/core.py``, serial and parallel
+variants, on one layer of ``--n`` samples, ``--n-in`` inputs and ``--n-out``
+neurons, and a 2048 × 2048 NumPy matmul in the same process (BLAS limited to
+the same thread count), for float64 and float32.  Figures are the best of 7
+repeats: on a shared machine noise only ever adds time, and this script is for
+comparing kernel versions, not for the headline tables (``fastbp bench``).
+
+Usage::
+
+    python scripts/bench_layer_kernels.py [--n 1024] [--n-in 1024] [--n-out 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import timeit
+
+import numba
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from fastbp._kernels import core
+
+
+def best(fn, number: int = 3) -> float:
+    fn()
+    return min(timeit.repeat(fn, number=number, repeat=7)) / number
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=1024)
+    p.add_argument("--n-in", type=int, default=1024)
+    p.add_argument("--n-out", type=int, default=1024)
+    args = p.parse_args()
+    n, ni, no = args.n, args.n_in, args.n_out
+    threads = numba.get_num_threads()
+    print(f"layer {ni} -> {no}, {n} samples; {threads} numba threads, {numba.threading_layer()}\n")
+    print("| dtype | matmul peak | kernel | serial GFLOP/s | parallel GFLOP/s | parallel % peak |")
+    print("|---|---:|---|---:|---:|---:|")
+    for dt in (np.float64, np.float32):
+        rng = np.random.default_rng(0)
+        W = (rng.standard_normal((no, ni)) * 0.03).astype(dt)
+        b = np.zeros(no, dt)
+        A = rng.random((n, ni)).astype(dt)
+        Z, A_out = np.empty((n, no), dt), np.empty((n, no), dt)
+        D_next = rng.standard_normal((n, no)).astype(dt)
+        D = np.empty((n, ni), dt)
+        dW, db = np.empty_like(W), np.empty(no, dt)
+        T = np.empty(max(ni * no, n * (ni + no)), dt)
+        relu = 3
+        kernels = {
+            "forward": lambda v: getattr(core, f"layer_forward_{v}")(W, b, A, Z, A_out, relu),  # noqa: B023
+            "delta": lambda v: getattr(core, f"layer_backward_{v}")(
+                W,
+                D_next,
+                A,
+                A,
+                D,
+                relu,
+                T[: ni * no].reshape(ni, no),  # noqa: B023
+            ),
+            "gradients": lambda v: getattr(core, f"layer_gradients_{v}")(D_next, A, dW, db, T),  # noqa: B023
+        }
+        with threadpool_limits(threads):
+            x = rng.random((2048, 2048)).astype(dt)
+            peak = 2 * 2048**3 / best(lambda: x @ x) / 1e9  # noqa: B023
+        flops = 2 * n * ni * no
+        for name, call in kernels.items():
+            ser = flops / best(lambda c=call: c("ser")) / 1e9
+            par = flops / best(lambda c=call: c("par")) / 1e9
+            print(f"| {np.dtype(dt).name} | {peak:.0f} | {name} | {ser:.1f} | {par:.1f} | {100 * par / peak:.0f}% |")
+
+
+if __name__ == "__main__":
+    main()
