@@ -30,6 +30,39 @@ def best(fn, number: int = 3) -> float:
     return min(timeit.repeat(fn, number=number, repeat=7)) / number
 
 
+def kernels(dt: type, n: int, ni: int, no: int) -> dict:
+    """The three kernels on one random layer: name -> call(variant)."""
+    rng = np.random.default_rng(0)
+    W = (rng.standard_normal((no, ni)) * 0.03).astype(dt)
+    b = np.zeros(no, dt)
+    A = rng.random((n, ni)).astype(dt)
+    Z, A_out = np.empty((n, no), dt), np.empty((n, no), dt)
+    D_next = rng.standard_normal((n, no)).astype(dt)
+    D = np.empty((n, ni), dt)
+    dW, db = np.empty_like(W), np.empty(no, dt)
+    T = np.empty(max(ni * no, n * (ni + no)), dt)
+    WT = T[: ni * no].reshape(ni, no)
+    relu = 3
+
+    def forward(v: str) -> None:
+        getattr(core, f"layer_forward_{v}")(W, b, A, Z, A_out, relu)
+
+    def delta(v: str) -> None:
+        getattr(core, f"layer_backward_{v}")(W, D_next, A, A, D, relu, WT)
+
+    def gradients(v: str) -> None:
+        getattr(core, f"layer_gradients_{v}")(D_next, A, dW, db, T)
+
+    return {"forward": forward, "delta": delta, "gradients": gradients}
+
+
+def peak(dt: type, threads: int) -> float:
+    """GFLOP/s of a 2048 × 2048 matmul with ``threads`` BLAS threads."""
+    x = np.random.default_rng(0).random((2048, 2048)).astype(dt)
+    with threadpool_limits(threads):
+        return 2 * 2048**3 / best(lambda: x @ x) / 1e9
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=1024)
@@ -41,38 +74,13 @@ def main() -> None:
     print(f"layer {ni} -> {no}, {n} samples; {threads} numba threads, {numba.threading_layer()}\n")
     print("| dtype | matmul peak | kernel | serial GFLOP/s | parallel GFLOP/s | parallel % peak |")
     print("|---|---:|---|---:|---:|---:|")
+    flops = 2 * n * ni * no
     for dt in (np.float64, np.float32):
-        rng = np.random.default_rng(0)
-        W = (rng.standard_normal((no, ni)) * 0.03).astype(dt)
-        b = np.zeros(no, dt)
-        A = rng.random((n, ni)).astype(dt)
-        Z, A_out = np.empty((n, no), dt), np.empty((n, no), dt)
-        D_next = rng.standard_normal((n, no)).astype(dt)
-        D = np.empty((n, ni), dt)
-        dW, db = np.empty_like(W), np.empty(no, dt)
-        T = np.empty(max(ni * no, n * (ni + no)), dt)
-        relu = 3
-        kernels = {
-            "forward": lambda v: getattr(core, f"layer_forward_{v}")(W, b, A, Z, A_out, relu),  # noqa: B023
-            "delta": lambda v: getattr(core, f"layer_backward_{v}")(
-                W,
-                D_next,
-                A,
-                A,
-                D,
-                relu,
-                T[: ni * no].reshape(ni, no),  # noqa: B023
-            ),
-            "gradients": lambda v: getattr(core, f"layer_gradients_{v}")(D_next, A, dW, db, T),  # noqa: B023
-        }
-        with threadpool_limits(threads):
-            x = rng.random((2048, 2048)).astype(dt)
-            peak = 2 * 2048**3 / best(lambda: x @ x) / 1e9  # noqa: B023
-        flops = 2 * n * ni * no
-        for name, call in kernels.items():
+        top = peak(dt, threads)
+        for name, call in kernels(dt, n, ni, no).items():
             ser = flops / best(lambda c=call: c("ser")) / 1e9
             par = flops / best(lambda c=call: c("par")) / 1e9
-            print(f"| {np.dtype(dt).name} | {peak:.0f} | {name} | {ser:.1f} | {par:.1f} | {100 * par / peak:.0f}% |")
+            print(f"| {np.dtype(dt).name} | {top:.0f} | {name} | {ser:.1f} | {par:.1f} | {100 * par / top:.0f}% |")
 
 
 if __name__ == "__main__":
