@@ -379,9 +379,10 @@ def layer_gradients(D_next, A_in, dW, db, T):
 
     Each tile owns a block ``dW[j0:j1, k0:k1]``.  From ``GRAD_DOT_MIN``
     samples on, in layers wide enough (``GRAD_DOT_WIDTH``), δ^{l+1} and a^l
-    are first transposed into ``T`` so every
-    gradient is a dot product over the samples (:func:`_dot_block`, summed in
-    chunks of ``K_CHUNK`` samples); below it the sums over a few samples are
+    are transposed into ``T`` (δ first, serially; each ``prange`` iteration
+    then packs the rows of (a^l)^T for its own columns) so every gradient is a
+    dot product over the samples (:func:`_dot_block`, summed in chunks of
+    ``K_CHUNK`` samples); below it the sums over a few samples are
     too short for that, and each tile adds four samples' outer products per
     pass along rows of dW instead.  Either way the order of every sum depends
     on the shapes alone.
@@ -408,19 +409,27 @@ def layer_gradients(D_next, A_in, dW, db, T):
     dot = n >= GRAD_DOT_MIN and n_in * n_out >= GRAD_DOT_WIDTH * (n_in + n_out)
     AT = T[: n_in * n].reshape((n_in, n))
     DT = T[n_in * n : (n_in + n_out) * n].reshape((n_out, n))
+    # dot products: a tile is TILE_UNITS columns × every neuron, and packs its
+    # own rows of (a^l)^T; (δ^{l+1})^T is shared, so it is packed first.
+    tc = TILE_UNITS if dot else TILE_COLS
+    tj = n_out if dot else TILE_UNITS
     if dot:
-        _transpose(A_in, AT)
         _transpose(D_next, DT)
-    n_tj = (n_out + TILE_UNITS - 1) // TILE_UNITS
-    n_tk = (n_in + TILE_COLS - 1) // TILE_COLS
-    for t in prange(n_tk * n_tj):  # tile (columns kt, neurons jt) owns dW[jt, kt]
+    n_tj = (n_out + tj - 1) // tj
+    n_tk = (n_in + tc - 1) // tc
+    for t in prange(n_tk * n_tj):  # tile (columns kt, neurons jt) owns dW[jt, kt] (and AT[kt, :])
         kt, jt = t // n_tj, t % n_tj
-        k0, k1 = kt * TILE_COLS, min((kt + 1) * TILE_COLS, n_in)
-        j0, j1 = jt * TILE_UNITS, min((jt + 1) * TILE_UNITS, n_out)
+        k0, k1 = kt * tc, min((kt + 1) * tc, n_in)
+        j0, j1 = jt * tj, min((jt + 1) * tj, n_out)
         m = k1 - k0
         if dot:
-            for c0 in range(0, n, K_CHUNK):
-                _dot_block(DT, AT, dW, j0, j1, k0, k1, c0, min(c0 + K_CHUNK, n), c0 > 0)
+            for i in range(n):
+                for k in range(k0, k1):
+                    AT[k, i] = A_in[i, k]
+            for b0 in range(j0, j1, TILE_UNITS):  # blocks of neurons whose rows stay in cache
+                b1 = min(b0 + TILE_UNITS, j1)
+                for c0 in range(0, n, K_CHUNK):
+                    _dot_block(DT, AT, dW, b0, b1, k0, k1, c0, min(c0 + K_CHUNK, n), c0 > 0)
         else:
             for j in range(j0, j1):
                 g = dW[j, k0:k1]
