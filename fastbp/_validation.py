@@ -59,8 +59,6 @@ def _check_finite(arr: NDArray, name: str) -> None:
     # copy of it (45 MiB for 60,000 MNIST images) just to say yes.
     if arr.dtype.kind != "f" or arr.size == 0:
         return
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
     rows = max(1, (1 << 20) // max(1, arr.size // arr.shape[0]))
     for start in range(0, arr.shape[0], rows):
         part = arr[start : start + rows]
@@ -96,7 +94,8 @@ def check_X(X: Any, n_features: int, dtype: np.dtype) -> NDArray:
     _check_finite(arr, "X")
     with np.errstate(over="ignore"):  # reported below as inf
         out = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(out, "X (after conversion to the network's dtype)")
+    if out is not arr:  # a conversion can overflow to inf; an unconverted array was checked above
+        _check_finite(out, "X (after conversion to the network's dtype)")
     return out
 
 
@@ -149,5 +148,6 @@ def check_Y(Y: Any, n_samples: int, n_out: int, dtype: np.dtype) -> NDArray:
         )
     with np.errstate(over="ignore"):
         out = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(out, "Y (after conversion to the network's dtype)")
+    if out is not arr:
+        _check_finite(out, "Y (after conversion to the network's dtype)")
     return out

@@ -71,14 +71,13 @@ def _split(X: Any, y: Any, seed: int) -> tuple[Any, Any, Any, Any]:
     """
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(y))
-    _, counts = np.unique(y, return_counts=True)
+    labels, counts = np.unique(y, return_counts=True)
+    test = np.zeros(len(y), dtype=bool)
     if y.dtype.kind in "iu" and counts.min() >= 2:
-        test = np.zeros(len(y), dtype=bool)
-        for label in np.unique(y):
+        for label in labels:
             idx = perm[y[perm] == label]  # this class, in the random order
             test[idx[: max(1, round(0.2 * len(idx)))]] = True
     else:
-        test = np.zeros(len(y), dtype=bool)
         test[perm[: max(1, round(0.2 * len(y)))]] = True
     train_idx, test_idx = perm[~test[perm]], perm[test[perm]]
     return X[train_idx], X[test_idx], y[train_idx], y[test_idx]

@@ -66,6 +66,11 @@ class Workspace:
         acts_t = [capacity * int(widths[l] + widths[l + 1]) for l in pairs]  # (a^l)^T, (δ^{l+1})^T
         self.T: NDArray = np.zeros(max(theta_t + acts_t), dtype=self.dtype)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by every buffer of the workspace."""
+        return sum(b.nbytes for b in (self.A, self.Z, self.D, self.grad, self.Y, self.costs, self.scratch, self.T))
+
     def a(self, l: int, n: int) -> NDArray:
         """View of a of layer ``l`` (0 is the input), shape ``(n, sizes[l])``."""
         w = self.sizes[l]

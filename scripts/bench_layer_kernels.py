@@ -4,9 +4,8 @@ Times ``layer_forward``, ``layer_backward`` (the δ recursion) and
 ``layer_gradients`` of ``fastbp/_kernels/core.py``, serial and parallel
 variants, on one layer of ``--n`` samples, ``--n-in`` inputs and ``--n-out``
 neurons, and a 2048 × 2048 NumPy matmul in the same process (BLAS limited to
-the same thread count), for float64 and float32.  Figures are the best of 7
-repeats: on a shared machine noise only ever adds time, and this script is for
-comparing kernel versions, not for the headline tables (``fastbp bench``).
+the same thread count), for float64 and float32.  Times are medians of 7
+repeats (``fastbp.bench.median_time``, the timer of ``fastbp bench``).
 
 Usage::
 
@@ -16,18 +15,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import timeit
 
 import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fastbp._kernels import core
+from fastbp.bench import median_time
 
-
-def best(fn, number: int = 3) -> float:
-    fn()
-    return min(timeit.repeat(fn, number=number, repeat=7)) / number
+MIN_TIME = 0.05  # seconds per timing repeat
 
 
 def kernels(dt: type, n: int, ni: int, no: int) -> dict:
@@ -60,7 +56,7 @@ def peak(dt: type, threads: int) -> float:
     """GFLOP/s of a 2048 × 2048 matmul with ``threads`` BLAS threads."""
     x = np.random.default_rng(0).random((2048, 2048)).astype(dt)
     with threadpool_limits(threads):
-        return 2 * 2048**3 / best(lambda: x @ x) / 1e9
+        return 2 * 2048**3 / median_time(lambda: x @ x, MIN_TIME) / 1e9
 
 
 def main() -> None:
@@ -78,8 +74,8 @@ def main() -> None:
     for dt in (np.float64, np.float32):
         top = peak(dt, threads)
         for name, call in kernels(dt, n, ni, no).items():
-            ser = flops / best(lambda c=call: c("ser")) / 1e9
-            par = flops / best(lambda c=call: c("par")) / 1e9
+            ser = flops / median_time(lambda c=call: c("ser"), MIN_TIME) / 1e9
+            par = flops / median_time(lambda c=call: c("par"), MIN_TIME) / 1e9
             print(f"| {np.dtype(dt).name} | {top:.0f} | {name} | {ser:.1f} | {par:.1f} | {100 * par / top:.0f}% |")
 
 

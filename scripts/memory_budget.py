@@ -42,7 +42,7 @@ def main() -> None:
     state = sum(a.nbytes for a in (tr.state1, tr.state2) if a is not None)
     ws = tr._train_ws
     assert ws is not None
-    work = sum(getattr(ws, k).nbytes for k in ("A", "Z", "D", "grad", "Y", "costs", "scratch", "T"))
+    work = ws.nbytes
     held = data + params + state + work
     print(f"data {data / MIB:.1f} MiB, parameters {params / MIB:.2f}, optimiser state {state / MIB:.2f}, "
           f"workspace {work / MIB:.2f}")  # fmt: skip

@@ -87,3 +87,11 @@ def test_pickle_keeps_the_views():
     back.params[0] = 42.0
     assert back.weights[0][0, 0] == 42.0
     np.testing.assert_array_equal(back.forward(np.ones((2, 3)))[0] * 0 + 1, np.ones(2))
+
+
+def test_workspace_nbytes_counts_every_buffer():
+    net = fastbp.Network([5, 7, 3], seed=0)
+    ws = net.workspace(4)
+    buffers = [v for v in vars(ws).values() if isinstance(v, np.ndarray) and v.dtype == ws.dtype]
+    assert len(buffers) == 8
+    assert ws.nbytes == sum(b.nbytes for b in buffers)

@@ -249,6 +249,22 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
                     out[i, j] = out[i, j] + s if add else s
 
 
+# inline="always": Numba pastes them into the caller.  LLVM left them as calls,
+# which slowed the δ kernel at batch 32 (scripts/bench_layer_kernels.py).
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True, inline="always")
+def _add_rows(r, d0, d1, d2, d3, w0, w1, w2, w3):
+    """r += d0·w0 + d1·w1 + d2·w2 + d3·w3 along one contiguous row (the sums-of-rows forms)."""
+    for k in range(r.shape[0]):
+        r[k] += d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True, inline="always")
+def _add_row(r, d, w):
+    """r += d·w along one contiguous row."""
+    for k in range(r.shape[0]):
+        r[k] += d * w[k]
+
+
 def layer_forward(W, b, A_in, Z, A_out, code):
     """z = θa + b and a' = f(z) for every sample.
 
@@ -348,17 +364,12 @@ def layer_backward(W, D_next, Z, A, D, code, T):
                 w0, w1 = W[j, k0:k1], W[j + 1, k0:k1]
                 w2, w3 = W[j + 2, k0:k1], W[j + 3, k0:k1]
                 for i in range(i0, i1):
-                    d0, d1, d2, d3 = D_next[i, j], D_next[i, j + 1], D_next[i, j + 2], D_next[i, j + 3]
-                    r = D[i, k0:k1]
-                    for k in range(m):
-                        r[k] += d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
+                    d = D_next[i]
+                    _add_rows(D[i, k0:k1], d[j], d[j + 1], d[j + 2], d[j + 3], w0, w1, w2, w3)
             for j in range(j4, n_out):
                 w = W[j, k0:k1]
                 for i in range(i0, i1):
-                    d = D_next[i, j]
-                    r = D[i, k0:k1]
-                    for k in range(m):
-                        r[k] += d * w[k]
+                    _add_row(D[i, k0:k1], D_next[i, j], w)
         for i in range(i0, i1):  # f' is elementwise, so it applies tile by tile
             _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
 
@@ -440,16 +451,11 @@ def layer_gradients(D_next, A_in, dW, db, T):
                 x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
                 for j in range(j0, j1):
                     d0, d1, d2, d3 = D_next[i, j], D_next[i + 1, j], D_next[i + 2, j], D_next[i + 3, j]
-                    g = dW[j, k0:k1]
-                    for k in range(m):
-                        g[k] += d0 * x0[k] + d1 * x1[k] + d2 * x2[k] + d3 * x3[k]
+                    _add_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3)
             for i in range(n4, n):
                 x = A_in[i, k0:k1]
                 for j in range(j0, j1):
-                    d = D_next[i, j]
-                    g = dW[j, k0:k1]
-                    for k in range(m):
-                        g[k] += d * x[k]
+                    _add_row(dW[j, k0:k1], D_next[i, j], x)
         for j in range(j0, j1):
             g = dW[j, k0:k1]
             for k in range(m):

@@ -73,64 +73,37 @@ def exp(x):
     return np.exp(x)
 
 
+# Per precision: clamps beyond which the result is 0 or inf anyway; log2(e);
+# ln 2 split so that k·ln2_hi is exact for every k reached (its low bits are
+# zero); Taylor coefficients 1/i! up to the degree the precision needs.
+_EXP_CONSTANTS = {
+    64: (-746.0, 710.0, 1.4426950408889634, 6.93147180369123816490e-01, 1.90821492927058770002e-10, 13),
+    32: (-104.0, 89.0, 1.44269504088896341, 0.693359375, -2.12194440e-4, 7),
+}
+
+
 @overload(exp, jit_options={**_OPTS, "fastmath": {"contract"}})
 def _exp_overload(x):
     if not isinstance(x, types.Float):
         return None
-    if x.bitwidth == 64:
-        f = np.float64
-        lo, hi = f(-746.0), f(710.0)  # beyond them the result is 0 or inf anyway
-        log2e, ln2_hi, ln2_lo = f(1.4426950408889634), f(6.93147180369123816490e-01), f(1.90821492927058770002e-10)
-        c = tuple(f(v) for v in _INV_FACT)  # Taylor coefficients 1/i!, i = 0..13
+    f = np.float64 if x.bitwidth == 64 else np.float32
+    lo, hi, log2e, ln2_hi, ln2_lo, degree = _EXP_CONSTANTS[x.bitwidth]
+    lo, hi, log2e, ln2_hi, ln2_lo, half = f(lo), f(hi), f(log2e), f(ln2_hi), f(ln2_lo), f(0.5)
+    c = tuple(f(v) for v in _INV_FACT[: degree + 1])
 
-        def exp64(x):
-            xc = x if x > lo else lo
-            xc = xc if xc < hi else hi
-            kf = np.floor(xc * log2e + f(0.5))
-            r = (xc - kf * ln2_hi) - kf * ln2_lo  # ln2_hi·k is exact: its low bits are zero
-            p = c[13]
-            p = p * r + c[12]
-            p = p * r + c[11]
-            p = p * r + c[10]
-            p = p * r + c[9]
-            p = p * r + c[8]
-            p = p * r + c[7]
-            p = p * r + c[6]
-            p = p * r + c[5]
-            p = p * r + c[4]
-            p = p * r + c[3]
-            p = p * r + c[2]
-            p = p * r + c[1]
-            p = p * r + c[0]
-            h = np.floor(kf * f(0.5))  # 2^k as 2^h · 2^(k-h): each factor stays normal
-            y = p * _pow2(np.int32(h), x) * _pow2(np.int32(kf - h), x)  # int32: AVX2 converts it packed
-            return y if x == x else x
-
-        return exp64
-
-    f32 = np.float32
-    lo32, hi32 = f32(-104.0), f32(89.0)
-    log2e32, ln2_hi32, ln2_lo32 = f32(1.44269504088896341), f32(0.693359375), f32(-2.12194440e-4)
-    c32 = tuple(f32(v) for v in _INV_FACT[:8])
-
-    def exp32(x):
-        xc = x if x > lo32 else lo32
-        xc = xc if xc < hi32 else hi32
-        kf = np.floor(xc * log2e32 + f32(0.5))
-        r = (xc - kf * ln2_hi32) - kf * ln2_lo32
-        p = c32[7]
-        p = p * r + c32[6]
-        p = p * r + c32[5]
-        p = p * r + c32[4]
-        p = p * r + c32[3]
-        p = p * r + c32[2]
-        p = p * r + c32[1]
-        p = p * r + c32[0]
-        h = np.floor(kf * f32(0.5))
-        y = p * _pow2(np.int32(h), x) * _pow2(np.int32(kf - h), x)
+    def exp_impl(x):
+        xc = x if x > lo else lo
+        xc = xc if xc < hi else hi
+        kf = np.floor(xc * log2e + half)
+        r = (xc - kf * ln2_hi) - kf * ln2_lo
+        p = c[degree]
+        for i in range(degree - 1, -1, -1):  # Horner; a constant trip count, unrolled by LLVM
+            p = p * r + c[i]
+        h = np.floor(kf * half)  # 2^k as 2^h · 2^(k-h): each factor stays normal
+        y = p * _pow2(np.int32(h), x) * _pow2(np.int32(kf - h), x)  # int32: AVX2 converts it packed
         return y if x == x else x
 
-    return exp32
+    return exp_impl
 
 
 # --- sigmoid -------------------------------------------------------------------
