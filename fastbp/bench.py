@@ -57,6 +57,43 @@ def median_time(fn, min_time: float) -> float:
     return statistics.median(samples)
 
 
+def memory_budget(trainer, X, y, epochs: int = 1) -> dict[str, float]:
+    """What ``trainer.fit(X, y)`` allocates beyond what training must hold.
+
+    ``trainer`` should have been fitted once already (compiled kernels,
+    workspace and optimiser state allocated).  ``tracemalloc`` sees every
+    NumPy allocation; Numba's compiled kernels allocate nothing per step
+    (``tests/test_threads_alloc.py`` counts those).
+
+    Returns
+    -------
+    dict
+        Bytes of ``data``, ``params``, ``state`` (optimiser), ``workspace``,
+        ``budget`` (their sum) and ``extra`` (fit's own allocations at their
+        peak), and ``ratio`` = (budget + extra) / budget.
+    """
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        trainer.fit(X, y, epochs=epochs)
+        extra = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    ws = trainer._train_ws
+    out = {
+        "data": X.nbytes + y.nbytes,
+        "params": trainer.net.params.nbytes,
+        "state": sum(a.nbytes for a in (trainer.state1, trainer.state2) if a is not None),
+        "workspace": ws.nbytes if ws is not None else 0,
+    }
+    out["budget"] = sum(out.values())
+    out["extra"] = extra
+    out["ratio"] = (out["budget"] + extra) / out["budget"]
+    return out
+
+
 def worker(backend: str, batches: list[int], widths: list[int], dtype: str, activation: str, min_time: float) -> None:
     """Time the grid for one backend (or the matmul peak) and print one JSON document."""
     import numpy as np

@@ -15,11 +15,10 @@ Usage::
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 
 import fastbp
+from fastbp.bench import memory_budget
 
 MIB = 2**20
 
@@ -32,22 +31,11 @@ def main() -> None:
     net = fastbp.Network([784, 256, 256, 10], activation="relu", output="softmax", dtype="float32", seed=0)
     tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=fastbp.Adam(lr=1e-3), batch_size=128, seed=0)
     tr.fit(X[:256], y[:256], epochs=1)  # compile; allocate the workspace and the optimiser state
-    tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    tr.fit(X, y, epochs=2)
-    extra = tracemalloc.get_traced_memory()[1] - base
-    tracemalloc.stop()
-    data = X.nbytes + y.nbytes
-    params = net.params.nbytes
-    state = sum(a.nbytes for a in (tr.state1, tr.state2) if a is not None)
-    ws = tr._train_ws
-    assert ws is not None
-    work = ws.nbytes
-    held = data + params + state + work
-    print(f"data {data / MIB:.1f} MiB, parameters {params / MIB:.2f}, optimiser state {state / MIB:.2f}, "
-          f"workspace {work / MIB:.2f}")  # fmt: skip
-    print(f"fit's own allocations at their peak: {extra / MIB:.2f} MiB")
-    print(f"peak / (data + parameters + optimiser state + workspace) = {(held + extra) / held:.3f}")
+    m = memory_budget(tr, X, y, epochs=2)
+    print(f"data {m['data'] / MIB:.1f} MiB, parameters {m['params'] / MIB:.2f}, "
+          f"optimiser state {m['state'] / MIB:.2f}, workspace {m['workspace'] / MIB:.2f}")  # fmt: skip
+    print(f"fit's own allocations at their peak: {m['extra'] / MIB:.2f} MiB")
+    print(f"peak / (data + parameters + optimiser state + workspace) = {m['ratio']:.3f}")
 
 
 if __name__ == "__main__":

@@ -47,8 +47,9 @@ def test_asv_suite_runs_in_the_fast_profile():
     env = {**os.environ, "FASTBP_ASV_PROFILE": "fast"}
     out = subprocess.run([sys.executable, "-c", SMOKE], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
-    # 3 kernel benchmarks x 2 backends, 2 epoch + 1 loss benchmarks x 3 configs x 2 backends, the warm start-up
-    assert int(out.stdout.split()[-1]) == 3 * 2 + 3 * 3 * 2 + 1
+    # 3 kernel benchmarks x 2 backends, 2 epoch + 1 loss + 1 memory benchmarks x 3 configs x 2 backends,
+    # the warm start-up
+    assert int(out.stdout.split()[-1]) == 3 * 2 + 4 * 3 * 2 + 1
 
 
 def test_asv_config_works_offline():
@@ -93,3 +94,25 @@ def test_calibration_script_recommends_thresholds():
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "recommended: PARALLEL_MIN_WORK = " in out.stdout and "| layer_forward |" in out.stdout
+
+
+def test_fit_allocates_little_beyond_its_budget():
+    """The wide configuration (smaller data): fit holds no copy of the data, no per-step arrays."""
+    import numpy as np
+
+    import fastbp
+    from fastbp.bench import memory_budget
+
+    rng = np.random.default_rng(0)
+    X = rng.random((20_000, 784), dtype=np.float32)
+    y = rng.integers(0, 10, len(X))
+    net = fastbp.Network([784, 256, 256, 10], activation="relu", output="softmax", dtype="float32", seed=0)
+    tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=fastbp.Adam(lr=1e-3), batch_size=128, seed=0)
+    tr.fit(X[:256], y[:256], epochs=1)
+    m = memory_budget(tr, X, y)
+    assert m["budget"] == X.nbytes + y.nbytes + net.params.nbytes + 2 * net.params.nbytes + tr._train_ws.nbytes
+    # allowed: one-hot targets (n x 10), the permutation, the kept last good parameters and state,
+    # and 1 MiB for validation's temporaries (the labels' unique values, ...); a copy of X is 60 MiB
+    allowed = len(X) * 10 * 4 + len(X) * 8 + 3 * net.params.nbytes
+    assert m["extra"] <= allowed + 2**20, m
+    assert m["ratio"] <= 1.2, m
