@@ -29,6 +29,13 @@ Rules that keep the kernels fast and reproducible:
 * ``error_model="numpy"``: a division by zero gives inf or NaN as in NumPy;
   Python's model raises ZeroDivisionError, and the check it adds before every
   division stops LLVM from vectorising the loop.
+* only the entry points Python calls (``forward``, ``cost``, ``backprop``,
+  ``train.train_epoch``) are cached on disk; each holds a copy of every
+  kernel it calls.  With the kernels cached too, an entry point compiled in a
+  process that had loaded its parallel kernels from the cache was saved in a
+  form that crashed the next process loading it (Numba issue #8578: e.g.
+  ``fit`` in one process, ``evaluate`` in a second and in a third: the third
+  segfaulted).  ``tests/test_cache.py`` runs that sequence.
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ _SLOPE = LEAKY_SLOPE
 # --- per-row helpers (serial, inlined into the parallel loops) -----------------
 
 
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+@njit(fastmath=FASTMATH, error_model="numpy")
 def _activate_row(code, z, a):
     """Write a = f(z) for one sample's row (softmax normalises the row)."""
     zero = z.dtype.type(0.0)
@@ -95,7 +102,7 @@ def _activate_row(code, z, a):
             a[k] = a[k] / s
 
 
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+@njit(fastmath=FASTMATH, error_model="numpy")
 def _times_derivative_row(code, z, a, d):
     """Multiply one row of d by f'(z), using a = f(z) where cheaper."""
     one = z.dtype.type(1.0)
@@ -119,7 +126,7 @@ def _times_derivative_row(code, z, a, d):
     # identity: f' = 1; softmax never reaches here (output layer only)
 
 
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+@njit(fastmath=FASTMATH, error_model="numpy")
 def _output_row(loss, code, z, a, y, d):
     """Write δ^L = ∂C_n/∂z^L for one sample into d and return C_n."""
     zero = z.dtype.type(0.0)
@@ -188,7 +195,7 @@ GRAD_DOT_MIN = 32
 GRAD_DOT_WIDTH = 128
 
 
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
+@njit(fastmath=FASTMATH, error_model="numpy")
 def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
     """out[i, j] (+)= Σ_{c0 ≤ k < c1} L[i, k] R[j, k] for i in [i_beg, i_end), j in [j0, j1).
 
@@ -251,14 +258,14 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
 
 # inline="always": Numba pastes them into the caller.  LLVM left them as calls,
 # which slowed the δ kernel at batch 32 (scripts/bench_layer_kernels.py).
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True, inline="always")
+@njit(fastmath=FASTMATH, error_model="numpy", inline="always")
 def _add_rows(r, d0, d1, d2, d3, w0, w1, w2, w3):
     """r += d0·w0 + d1·w1 + d2·w2 + d3·w3 along one contiguous row (the sums-of-rows forms)."""
     for k in range(r.shape[0]):
         r[k] += d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
 
 
-@njit(fastmath=FASTMATH, error_model="numpy", cache=True, inline="always")
+@njit(fastmath=FASTMATH, error_model="numpy", inline="always")
 def _add_row(r, d, w):
     """r += d·w along one contiguous row."""
     for k in range(r.shape[0]):
@@ -374,7 +381,7 @@ def layer_backward(W, D_next, Z, A, D, code, T):
             _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
 
 
-@njit(error_model="numpy", cache=True)
+@njit(error_model="numpy")
 def _transpose(src, dst):
     """dst = src.T, in blocks of 16 × 16 so both sides stay in cache."""
     n, m = src.shape
@@ -494,8 +501,8 @@ def compile_pair(fn, fastmath=FASTMATH):
 
     The two run the same loops in the same order, so they give the same bits
     (a test holds them to it); the drivers choose by work size (``_config``).
-    Numba's cache keys on the function's qualified name and ignores decorator
-    options, so each variant is a copy of ``fn`` under its own name.  Loops
+    Each variant is a copy of ``fn`` under its own name (Numba keys compiled
+    code on the qualified name and ignores decorator options).  Loops
     without reductions gain nothing from ``reassoc`` and should pass
     ``fastmath=False``: with it, LLVM may regroup a product differently in the
     two variants (e.g. hoisting part of it out of one loop).
@@ -505,7 +512,7 @@ def compile_pair(fn, fastmath=FASTMATH):
         clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__)
         clone.__qualname__ = fn.__qualname__ + suffix
         clone.__doc__ = fn.__doc__
-        out.append(njit(parallel=parallel, fastmath=fastmath, error_model="numpy", cache=True)(clone))
+        out.append(njit(parallel=parallel, fastmath=fastmath, error_model="numpy")(clone))
     return out[0], out[1]
 
 
@@ -515,7 +522,7 @@ layer_gradients_par, layer_gradients_ser = compile_pair(layer_gradients)
 output_delta_par, output_delta_ser = compile_pair(output_delta)
 
 
-@njit(error_model="numpy", cache=True, inline="always")
+@njit(error_model="numpy", inline="always")
 def _output_delta(loss, code, Z, A, Y, D, costs):
     if Z.shape[0] * Z.shape[1] >= PARALLEL_MIN_ELEMENTS:
         output_delta_par(loss, code, Z, A, Y, D, costs)
@@ -526,7 +533,7 @@ def _output_delta(loss, code, Z, A, Y, D, costs):
 # --- network drivers ---------------------------------------------------------
 
 
-@njit(error_model="numpy", cache=True, inline="always")
+@njit(error_model="numpy", inline="always")
 def _views(params, w_off, b_off, sizes, l):
     n_in, n_out = sizes[l], sizes[l + 1]
     W = params[w_off[l] : w_off[l] + n_out * n_in].reshape((n_out, n_in))
@@ -534,7 +541,7 @@ def _views(params, w_off, b_off, sizes, l):
     return W, b
 
 
-@njit(error_model="numpy", cache=True, inline="always")
+@njit(error_model="numpy", inline="always")
 def _rows(buf, off, l, n, width):
     return buf[off[l] : off[l] + n * width].reshape((n, width))
 

@@ -75,7 +75,7 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
 update_par, update_ser = compile_pair(update, fastmath=False)  # elementwise: exact IEEE arithmetic
 
 
-@njit(error_model="numpy", cache=True, inline="always")
+@njit(error_model="numpy", inline="always")
 def step_update(code, hyper, params, grad, decay, wd, s1, s2, step):
     """:func:`update`, in parallel when the buffer is large."""
     if params.shape[0] >= PARALLEL_MIN_ELEMENTS:

@@ -1,0 +1,35 @@
+"""Numba's on-disk cache shared by processes that compile different entry points."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+STEP = textwrap.dedent(
+    """
+    import sys, numpy as np, fastbp
+    net = fastbp.Network([20, 16, 4], activation="relu", output="softmax", dtype="float32", seed=0)
+    tr = fastbp.Trainer(net, loss="cross_entropy", optimizer="adam", batch_size=16, seed=0)
+    X = np.random.default_rng(0).random((64, 20)); y = np.arange(64) % 4
+    if sys.argv[1] == "fit":
+        tr.fit(X, y, epochs=1)
+    else:
+        print(tr.evaluate(X, y)["loss"], fastbp.backprop(net, X, y, loss="cross_entropy").loss)
+    """
+)
+
+
+def test_entry_points_cached_by_different_processes_load_cleanly(tmp_path):
+    # fit compiles train_epoch and the kernels; the second process compiles cost and
+    # backprop; the third loads them.  With the kernels cached on their own, the
+    # third process segfaulted (Numba issue #8578).
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    outputs = []
+    for step in ("fit", "evaluate", "evaluate"):
+        out = subprocess.run([sys.executable, "-c", STEP, step], env=env, capture_output=True, text=True, check=False)
+        assert out.returncode == 0, f"{step}: exit status {out.returncode}\n{out.stderr[-2000:]}"
+        outputs.append(out.stdout)
+    assert outputs[1] == outputs[2]  # the same numbers from compiled and from cached code
+    assert any(tmp_path.rglob("*cost*.nbi")) and any(tmp_path.rglob("*train_epoch*.nbi"))
