@@ -89,6 +89,8 @@ def _worker_trainer(spec: _Spec) -> Trainer:
         net = Network(spec.sizes, activation=list(spec.activations[:-1]), output=spec.activations[-1], dtype=spec.dtype)
         tr = Trainer(net, loss=spec.loss, optimizer=spec.optimizer, batch_size=spec.batch_size)
         tr.weight_decay = spec.weight_decay
+        if len(_TRAINERS) >= 4:  # a spec changes with the learning rate (adaptive schedules): keep the last few
+            del _TRAINERS[next(iter(_TRAINERS))]
         _TRAINERS[spec.key()] = tr
     return tr
 

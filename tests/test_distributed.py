@@ -195,3 +195,24 @@ def test_grid_search_with_joblibs_dask_backend(client):
     local = GridSearchCV(est, grid, cv=3, n_jobs=1).fit(X, y)
     assert np.array_equal(search.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"])
     assert search.best_params_ == local.best_params_ and search.best_score_ > 0.9
+
+
+def test_history_callbacks_and_progress_work_as_in_trainer_fit(client, capsys):
+    net, X, Y = make_problem([6, 10, 2], "tanh", "identity", "quadratic", 120)
+    tr = fastbp.Trainer(net, optimizer=fastbp.SGD(lr=0.1), batch_size=20, seed=0)
+    stop = fastbp.EarlyStopping(monitor="loss", patience=1, min_delta=1e9, restore_best=False)
+    h = fd.fit(tr, X, Y, client=client, epochs=10, sync="average", callbacks=[stop], verbose=2)
+    assert h.epoch == [0, 1] and tr.history.epoch == [0, 1]  # no epoch improves by 1e9: stops after patience
+    assert set(h.history) == {"loss", "lr", "epoch_time", "rounds"}
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 0  loss ") and lines[0].endswith("rounds")
+
+
+def test_importing_fastbp_does_not_import_dask():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fastbp, fastbp.distributed; assert 'dask' not in sys.modules and 'distributed' not in sys.modules"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
