@@ -99,3 +99,21 @@ def test_shapes_spanning_several_tiles(dtype, big):
         assert scaled_err(g.weights[l], gw[l]) <= tol
         assert scaled_err(g.biases[l], gb[l]) <= tol
         assert scaled_err(g.deltas[l], deltas[l]) <= tol
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_narrow_layers_with_many_samples(dtype):
+    """The gradients of narrow layers summed by chunks of samples (NARROW_CHUNK), with a partial last chunk."""
+    from fastbp._kernels import core
+
+    n = 2 * core.NARROW_CHUNK + 37
+    net, X, Y = make_problem([12, 20, 16, 3], "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
+    X = X.astype(dtype)
+    cost, gw, gb, deltas = _naive(net, X, Y.astype(dtype), "cross_entropy")
+    g = fastbp.backprop(net, X, Y, loss="cross_entropy")
+    tol = TOL[dtype] * 10
+    assert abs(g.loss - cost) <= tol * cost
+    for l in range(3):
+        assert scaled_err(g.weights[l], gw[l]) <= tol
+        assert scaled_err(g.biases[l], gb[l]) <= tol
+        assert scaled_err(g.deltas[l], deltas[l]) <= tol

@@ -151,14 +151,18 @@ def test_returned_arrays_are_owned(backend):
     np.testing.assert_array_equal(g.deltas[0], kept[1])
 
 
-@pytest.mark.parametrize("n", [13, 45, 133])  # each side of GRAD_DOT_MIN and DELTA_DOT_MIN
+# each side of GRAD_DOT_MIN and DELTA_DOT_MIN (300 -> 270: past K_CHUNK and GRAD_DOT_WIDTH);
+# a narrow layer past NARROW_CHUNK, with a partial last chunk
+SHAPES = [(13, 300, 270), (45, 300, 270), (133, 300, 270), (600, 12, 20)]
+
+
+@pytest.mark.parametrize(("n", "n_in", "n_out"), SHAPES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_serial_and_parallel_variants_give_the_same_bits(dtype, n):
+def test_serial_and_parallel_variants_give_the_same_bits(dtype, n, n_in, n_out):
     """Each kernel is compiled twice with the same loops; the drivers may pick either."""
     from fastbp._kernels import core, train
 
     rng = np.random.default_rng(0)
-    n_in, n_out = 300, 270  # past K_CHUNK and GRAD_DOT_WIDTH
     W = rng.normal(size=(n_out, n_in)).astype(dtype)
     b = rng.normal(size=n_out).astype(dtype)
     A_in = rng.normal(size=(n, n_in)).astype(dtype)
@@ -175,7 +179,9 @@ def test_serial_and_parallel_variants_give_the_same_bits(dtype, n):
         T = np.zeros((n_in, n_out), dtype)
         getattr(core, f"layer_backward_{variant}")(W, D_next, A_in, np.tanh(A_in), D_in, 2, T)
         dW, db = np.zeros_like(W), np.zeros_like(b)
-        getattr(core, f"layer_gradients_{variant}")(D_next, A_in, dW, db, np.zeros(n * (n_in + n_out), dtype))
+        getattr(core, f"layer_gradients_{variant}")(
+            D_next, A_in, dW, db, np.zeros(core.gradient_scratch(n, n_in, n_out), dtype)
+        )
         D_out, costs = np.zeros_like(Z), np.zeros(n, dtype)
         getattr(core, f"output_delta_{variant}")(1, 5, Z, A_out, Y, D_out, costs)
         p, g, s1, s2 = p0.copy(), g0.copy(), m0.copy(), v0.copy()
@@ -183,3 +189,9 @@ def test_serial_and_parallel_variants_give_the_same_bits(dtype, n):
         outs.append([Z, A_out, D_in, T, dW, db, D_out, costs, p, s1, s2])
     for a, b_ in zip(*outs, strict=True):
         np.testing.assert_array_equal(a, b_)
+    # and the parallel variants are parallel: one prange each (a `continue` in a prange
+    # body once made Numba compile it serially, with only a warning)
+    for kernel in (core.layer_forward_par, core.layer_backward_par, core.layer_gradients_par,
+                   core.output_delta_par, train.update_par):  # fmt: skip
+        for cres in kernel.overloads.values():
+            assert len(cres.metadata["parfor_diagnostics"].get_parfors()) == 1, kernel
