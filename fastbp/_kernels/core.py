@@ -406,7 +406,7 @@ def _transpose(src, dst):
                     dst[k, i] = src[i, k]
 
 
-@njit(fastmath=FASTMATH, error_model="numpy", inline="always")
+@njit(fastmath=FASTMATH, error_model="numpy")
 def _gradient_chunk(D_next, A_in, T, c, per):
     """Chunk ``c``'s partial sums Σ δ^{l+1} (a^l)^T and Σ δ^{l+1}, at ``T[c · per:]`` (narrow layers)."""
     n, n_in = A_in.shape
