@@ -30,6 +30,7 @@ fastbp never imports it.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class _Spec:
         return repr(self)
 
 
-_TRAINERS: dict[str, Trainer] = {}  # per worker process: one trainer (and workspace) per spec
+_TRAINERS: dict[str, Trainer] = {}  # per worker process: one trainer (and workspace) per spec and thread
 
 
 def _worker_trainer(spec: _Spec) -> Trainer:
@@ -84,14 +85,16 @@ def _worker_trainer(spec: _Spec) -> Trainer:
 
     # set_num_threads is per thread, and Dask runs tasks in its own threads
     numba.set_num_threads(min(spec.numba_threads, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
-    tr = _TRAINERS.get(spec.key())
+    # one trainer per Dask thread: a worker with several threads runs several chunks at once
+    key = f"{spec.key()} thread {threading.get_ident()}"
+    tr = _TRAINERS.get(key)
     if tr is None:
         net = Network(spec.sizes, activation=list(spec.activations[:-1]), output=spec.activations[-1], dtype=spec.dtype)
         tr = Trainer(net, loss=spec.loss, optimizer=spec.optimizer, batch_size=spec.batch_size)
         tr.weight_decay = spec.weight_decay
-        if len(_TRAINERS) >= 4:  # a spec changes with the learning rate (adaptive schedules): keep the last few
+        if len(_TRAINERS) >= 8:  # a spec changes with the learning rate (adaptive schedules): keep the last few
             del _TRAINERS[next(iter(_TRAINERS))]
-        _TRAINERS[spec.key()] = tr
+        _TRAINERS[key] = tr
     return tr
 
 

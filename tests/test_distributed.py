@@ -65,9 +65,9 @@ def test_the_result_does_not_depend_on_which_worker_ran_what(client):
     a, b = _pair(net, fastbp.Adam(lr=1e-2), batch=16)
     b.rng = np.random.default_rng(0)
     fd.fit(a, X, Y, client=client, epochs=2, sync="average", local_steps=2, chunk_rows=100)
-    # the same chunks on a cluster of one worker
+    # the same chunks on a cluster of one worker with two threads, running two chunks at once
     cluster_one = LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address=None
     )
     with Client(cluster_one, set_as_default=False) as c1:
         fd.fit(b, X, Y, client=c1, epochs=2, sync="average", local_steps=2, chunk_rows=100)
