@@ -85,7 +85,7 @@ def memory_budget(trainer, X, y, epochs: int = 1) -> dict[str, float]:
     out = {
         "data": X.nbytes + y.nbytes,
         "params": trainer.net.params.nbytes,
-        "state": sum(a.nbytes for a in (trainer.state1, trainer.state2) if a is not None),
+        "state": trainer.state1.nbytes + trainer.state2.nbytes,
         "workspace": ws.nbytes if ws is not None else 0,
     }
     out["budget"] = sum(out.values())

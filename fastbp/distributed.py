@@ -44,7 +44,7 @@ from .callbacks import Callback
 from .gradients import _run
 from .network import Network
 from .optim import update_numpy
-from .trainer import History, Trainer
+from .trainer import History, Trainer, _check_callbacks, _Progress
 
 #: Chunks a NumPy array is cut into when ``chunk_rows`` is not given: a fixed
 #: number, so that the result does not depend on the size of the cluster.
@@ -76,6 +76,7 @@ class _Spec:
         return repr(self)
 
 
+_NO_NORMS = np.zeros(0)  # the epoch kernel's δ norms, not tracked
 _TRAINERS: dict[str, Trainer] = {}  # per worker process: one trainer (and workspace) per spec and thread
 
 
@@ -110,9 +111,9 @@ def _warm_up(spec: _Spec) -> int:
     tr = _worker_trainer(spec)
     n_in, n_out = spec.sizes[0], spec.sizes[-1]
     X, Y = np.zeros((2, n_in), dtype=spec.dtype), np.zeros((2, n_out), dtype=spec.dtype)
-    keep = tr.net.params.copy()
-    tr.fit(X, Y, epochs=1)  # train_epoch
-    _chunk_gradient(spec, keep, (X, Y))  # backprop
+    p, s1, s2 = tr.net.params.copy(), tr.state1.copy(), tr.state2.copy()
+    _chunk_local_steps(spec, (p, s1, s2, 0, spec.optimizer.hyper(spec.optimizer.lr)), (X, Y), np.arange(2))
+    _chunk_gradient(spec, p, (X, Y))  # backprop
     return numba.get_num_threads()
 
 
@@ -147,25 +148,29 @@ def _chunk_gradient(spec: _Spec, params: NDArray, data: tuple[NDArray, NDArray])
 
 
 def _chunk_local_steps(
-    spec: _Spec, state: tuple[NDArray, NDArray, NDArray, int, int], data: tuple[NDArray, NDArray], rows: NDArray
+    spec: _Spec, state: tuple[NDArray, NDArray, NDArray, int, NDArray], data: tuple[NDArray, NDArray], rows: NDArray
 ) -> tuple[NDArray, NDArray, NDArray, float, int, int]:
-    """Mini-batch steps over ``rows`` of the chunk, from the round's parameters and optimiser state."""
+    """Mini-batch steps over ``rows`` of the chunk, from the round's parameters and optimiser state.
+
+    ``state`` is (parameters, first and second optimiser state, steps taken,
+    the optimiser's ``hyper`` for this epoch); the chunk was validated by
+    :func:`_validate_chunk`, so the epoch kernel runs on it directly, visiting
+    ``rows`` in order.  Returns the new parameters and state, the summed cost
+    (NaN if it stopped being finite), the rows and the steps taken.
+    """
     tr = _worker_trainer(spec)
-    params, s1, s2, step, epoch = state
+    params, s1, s2, step, hyper = state
     X, Y = data
     tr.net.params[...] = params
     tr.state1[...] = s1
     tr.state2[...] = s2
-    tr.step, tr.epoch, tr.history = step, epoch, History()  # the epoch sets the learning-rate schedule
-    h = tr.fit(X[rows], Y[rows], epochs=1, shuffle=False)
-    return (
-        tr.net.params.copy(),
-        tr.state1.copy(),
-        tr.state2.copy(),
-        h.history["loss"][0] * len(rows),
-        len(rows),
-        tr.step - step,
-    )
+    tr.step = step
+    ws = tr._train_workspace(len(rows))
+    total, seen = tr._epoch_loops(X, Y, rows, hyper, _NO_NORMS)
+    if seen < len(rows):  # the kernel stops at a non-finite cost; the client reports it
+        total = math.nan
+    steps = -(-len(rows) // ws.capacity)
+    return tr.net.params.copy(), tr.state1.copy(), tr.state2.copy(), total, len(rows), steps
 
 
 # --- the client's side --------------------------------------------------------------
@@ -178,9 +183,13 @@ def _estimator_trainer(est: Any, X: Any, y: Any) -> tuple[Trainer, NDArray, list
     est._check_params()
     if est.early_stopping:
         raise ValueError("early_stopping holds out part of the data in memory; distributed.fit does not support it")
+    if len(X.shape) != 2:
+        raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}")
     y_np = np.asarray(y.compute() if hasattr(y, "compute") else y)
-    Y = est._encode(y_np, first=True)
     n, d = X.shape
+    if len(y_np) != n:  # before the estimator changes: a rejected call leaves it as it was
+        raise ValueError(f"X has {n} samples but y has {len(y_np)}: expected one target per sample")
+    Y = est._encode(y_np, first=True)
     dtype = np.dtype(X.dtype) if np.dtype(X.dtype) in (np.float32, np.float64) else np.dtype(np.float64)
     est.n_features_in_ = d
     est._initialise(np.broadcast_to(np.zeros((), dtype), (n, d)), Y)  # only shape and dtype are read
@@ -196,12 +205,11 @@ def _row_chunks(X: Any, Y: Any, chunk_rows: int | None) -> tuple[Any, Any]:
 
     if not isinstance(X, da.Array):
         X = np.asarray(X)
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}")
+    if isinstance(X, np.ndarray):
         rows = chunk_rows if chunk_rows is not None else max(1, -(-X.shape[0] // DEFAULT_CHUNKS))
         X = da.from_array(X, chunks=(rows, -1))
-    elif X.ndim != 2:
-        raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}")
     else:
         X = X.rechunk({0: chunk_rows if chunk_rows is not None else X.chunks[0], 1: -1})
     if any(math.isnan(c) for c in X.chunks[0]):
@@ -226,17 +234,18 @@ def _gather_round(client: Any, make: Any, retries: int) -> list[Any]:
     """
     from distributed import KilledWorker
 
-    for attempt in range(retries + 1):
+    failures = 0
+    while True:
         futures = make()
         try:
             return client.gather(futures)
         except KilledWorker:
-            if attempt == retries:
+            failures += 1
+            if failures > retries:
                 raise
         finally:
             for f in futures:
                 f.release()
-    raise AssertionError("unreachable")
 
 
 def _weighted_mean(parts: Sequence[NDArray], weights: Sequence[int], dtype: np.dtype) -> NDArray:
@@ -329,27 +338,23 @@ def fit(
         chunk_rows = check_int("chunk_rows", chunk_rows, 1)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-    callbacks = list(callbacks)
-    for cb in callbacks:
-        if not callable(getattr(cb, "on_epoch_end", None)):
-            raise TypeError(f"callbacks must have an on_epoch_end(epoch, logs) method, got {cb!r}")
+    callbacks = _check_callbacks(callbacks)
     from distributed import default_client
 
     client = client if client is not None else default_client()
 
-    estimator = None
-    if isinstance(model, Trainer):
-        tr = model
-        epochs = check_int("epochs", 1 if epochs is None else epochs, 1)
-    elif hasattr(model, "_initialise_trainer"):
-        estimator = model
-        tr, Y, rules = _estimator_trainer(model, X, Y)
-        callbacks = rules + callbacks
-        epochs = check_int("epochs", model.max_iter if epochs is None else epochs, 1)
-    else:
+    estimator = None if isinstance(model, Trainer) else model
+    if estimator is not None and not hasattr(estimator, "_initialise_trainer"):
         raise TypeError(f"model must be a fastbp Trainer or estimator, got {type(model).__name__}")
-    if tr.backend != "loops":
-        raise ValueError("distributed training runs the compiled kernels: the trainer's backend must be 'loops'")
+    if model.backend != "loops":
+        raise ValueError("distributed training runs the compiled kernels: the model's backend must be 'loops'")
+    default_epochs = 1 if estimator is None else estimator.max_iter
+    epochs = check_int("epochs", default_epochs if epochs is None else epochs, 1)
+    if estimator is None:
+        tr = model
+    else:  # set up as its own fit would, once every argument is known to be good
+        tr, Y, rules = _estimator_trainer(estimator, X, Y)
+        callbacks = rules + callbacks
 
     net = tr.net
     Xd, Yd = _row_chunks(X, Y, chunk_rows)
@@ -373,52 +378,30 @@ def fit(
     ]
     client.gather(data)  # a bad chunk fails here, before any step
 
-    history = History()
-    tr.stop_training = False
-    for cb in callbacks:
-        if hasattr(cb, "set_trainer"):
-            cb.set_trainer(tr)
-        if hasattr(cb, "on_train_begin"):
-            cb.on_train_begin({})
-    bar = None
-    if verbose == 1:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=epochs, unit="epoch", desc="distributed fit")
+    progress = _Progress(tr, callbacks, epochs, verbose, "distributed fit")
     seed = int(tr.rng.integers(2**63))  # the chunks' shuffles, drawn once per call
     try:
         for _ in range(epochs):
             lr = tr.optimizer.lr * tr.optimizer.schedule.factor(tr.epoch)
+            hyper = tr.optimizer.hyper(lr)
             t0 = time.perf_counter()
             if sync == "gradient":
-                total, rounds = _gradient_epoch(client, spec, tr, data, lr, retries), 1
+                total, rounds = _gradient_epoch(client, spec, tr, data, hyper, retries), 1
             else:
-                total, rounds = _average_epoch(client, spec, tr, data, sizes, seed, shuffle, local_steps, retries)
-            logs: dict[str, Any] = {"loss": total / n, "lr": lr, "epoch_time": time.perf_counter() - t0}
-            logs["rounds"] = rounds
-            tr.history._append(tr.epoch, logs)
-            history._append(tr.epoch, logs)
-            tr.epoch += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({"loss": f"{logs['loss']:.4g}"})
-            elif verbose == 2:
-                print(tr._line(logs) + f"  {rounds} rounds")
-            for cb in callbacks:
-                cb.on_epoch_end(tr.epoch - 1, logs)
+                total, rounds = _average_epoch(
+                    client, spec, tr, data, sizes, seed, shuffle, local_steps, hyper, retries
+                )
+            progress.epoch_end({"loss": total / n, "lr": lr, "epoch_time": time.perf_counter() - t0, "rounds": rounds})
             if tr.stop_training:
                 break
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
         for f in data:
             f.release()
-    for cb in callbacks:
-        if hasattr(cb, "on_train_end"):
-            cb.on_train_end({})
+    progress.end()
     if estimator is not None:
         estimator._publish()
-    return history
+    return progress.history
 
 
 def _not_finite(tr: Trainer, what: str) -> FloatingPointError:
@@ -428,7 +411,7 @@ def _not_finite(tr: Trainer, what: str) -> FloatingPointError:
     )
 
 
-def _gradient_epoch(client: Any, spec: _Spec, tr: Trainer, data: list[Any], lr: float, retries: int) -> float:
+def _gradient_epoch(client: Any, spec: _Spec, tr: Trainer, data: list[Any], hyper: NDArray, retries: int) -> float:
     """One round: the gradient over every chunk, one optimiser step on the client."""
     net = tr.net
 
@@ -448,7 +431,7 @@ def _gradient_epoch(client: Any, spec: _Spec, tr: Trainer, data: list[Any], lr: 
     grad = (grad_sum / rows).astype(net.dtype)
     grad += net.dtype.type(tr.weight_decay) * tr.decay * net.params
     params, s1, s2 = net.params.copy(), tr.state1.copy(), tr.state2.copy()
-    update_numpy(tr.optimizer.code, tr.optimizer.hyper(lr), params, grad, s1, s2, tr.step + 1)
+    update_numpy(tr.optimizer.code, hyper, params, grad, s1, s2, tr.step + 1)
     if not np.isfinite(params).all():
         raise _not_finite(tr, "the step's parameters")
     net.params[...], tr.state1[...], tr.state2[...] = params, s1, s2  # commit the round
@@ -465,6 +448,7 @@ def _average_epoch(
     seed: int,
     shuffle: bool,
     local_steps: int,
+    hyper: NDArray,
     retries: int,
 ) -> tuple[float, int]:
     """Rounds of local steps on every chunk, then the rows-weighted average, until each row was seen once."""
@@ -480,7 +464,7 @@ def _average_epoch(
         active = [c for c, m in enumerate(sizes) if r * span < m]
 
         def submit(active: list[int] = active, r: int = r) -> list[Any]:
-            state = client.submit(_bundle, net.params, tr.state1, tr.state2, tr.step, tr.epoch, pure=False)
+            state = client.submit(_bundle, net.params, tr.state1, tr.state2, tr.step, hyper, pure=False)
             return [
                 client.submit(
                     _chunk_local_steps, spec, state, data[c], orders[c][r * span : (r + 1) * span], pure=False

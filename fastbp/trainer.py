@@ -89,6 +89,65 @@ def _correct(kind: str, out: NDArray, Y: NDArray) -> float:
     return float(np.mean((out >= 0.5) == (Y == 1), axis=1).sum())
 
 
+def _check_callbacks(callbacks: Iterable[Callback]) -> list[Callback]:
+    """The callbacks as a list, each checked for an ``on_epoch_end`` method."""
+    out = list(callbacks)
+    for cb in out:
+        if not callable(getattr(cb, "on_epoch_end", None)):
+            raise TypeError(f"callbacks must have an on_epoch_end(epoch, logs) method, got {cb!r}")
+    return out
+
+
+class _Progress:
+    """The callbacks' hooks and the progress display around a run of epochs.
+
+    Shared by ``Trainer.fit`` and ``fastbp.distributed.fit``: attaches the
+    callbacks and starts them, then after every epoch records its logs,
+    updates the bar (``verbose=1``) or prints a line (``verbose=2``) and calls
+    ``on_epoch_end``.
+    """
+
+    def __init__(self, trainer: Trainer, callbacks: list[Callback], epochs: int, verbose: int, desc: str) -> None:
+        self.trainer, self.callbacks, self.verbose = trainer, callbacks, verbose
+        self.history = History()  # this run's epochs only
+        trainer.stop_training = False
+        for cb in callbacks:
+            if hasattr(cb, "set_trainer"):
+                cb.set_trainer(trainer)
+            if hasattr(cb, "on_train_begin"):
+                cb.on_train_begin({})
+        self.bar = None
+        if verbose == 1:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=epochs, unit="epoch", desc=desc)
+
+    def epoch_end(self, logs: dict[str, Any]) -> None:
+        """Record a completed epoch (``trainer.epoch`` is its index), report it, then count it."""
+        tr = self.trainer
+        tr.history._append(tr.epoch, logs)
+        self.history._append(tr.epoch, logs)
+        tr.epoch += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "val_loss", "val_accuracy")})
+        elif self.verbose == 2:
+            print(tr._line(logs))
+        for cb in self.callbacks:
+            cb.on_epoch_end(tr.epoch - 1, logs)
+
+    def close(self) -> None:
+        """Close the bar (also after an error)."""
+        if self.bar is not None:
+            self.bar.close()
+
+    def end(self) -> None:
+        """``on_train_end`` of every callback, after a normal end."""
+        for cb in self.callbacks:
+            if hasattr(cb, "on_train_end"):
+                cb.on_train_end({})
+
+
 class Trainer:
     """Train a :class:`Network` by mini-batch gradient descent.
 
@@ -165,6 +224,14 @@ class Trainer:
         if ws is None or ws.capacity < capacity or ws.dtype != self.net.dtype:
             ws = Workspace(self.net.sizes, self.net.params.size, capacity, self.net.dtype)
             setattr(self, attr, ws)
+        return ws
+
+    def _train_workspace(self, n: int) -> Workspace:
+        """The training workspace for ``n`` samples: its capacity is the epoch kernel's batch size."""
+        batch = min(self.batch_size, n)
+        ws = self._train_ws
+        if ws is None or ws.capacity != batch or ws.dtype != self.net.dtype:
+            ws = self._train_ws = Workspace(self.net.sizes, self.net.params.size, batch, self.net.dtype)
         return ws
 
     def _check_data(self, X: Any, Y: Any) -> tuple[NDArray, NDArray, str | None]:
@@ -297,71 +364,39 @@ class Trainer:
             if not isinstance(validation_data, Sequence) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, Y_val)")
             val = self._check_data(*validation_data)
-        callbacks = list(callbacks)
+        callbacks = _check_callbacks(callbacks)
         for cb in callbacks:
-            if not callable(getattr(cb, "on_epoch_end", None)):
-                raise TypeError(f"callbacks must have an on_epoch_end(epoch, logs) method, got {cb!r}")
             if isinstance(cb, EarlyStopping) and cb.monitor.startswith("val_") and val is None:
                 raise ValueError(f"EarlyStopping monitors {cb.monitor!r}, which needs validation_data")
 
         n = X.shape[0]
-        batch = min(self.batch_size, n)  # the workspace's capacity is the batch size of the epoch kernel
-        ws = self._train_ws
-        if ws is None or ws.capacity != batch or ws.dtype != self.net.dtype:
-            self._train_ws = Workspace(self.net.sizes, self.net.params.size, batch, self.net.dtype)
+        self._train_workspace(n)
         if val is not None:
             self._workspace("_eval_ws", min(val[0].shape[0], EVAL_CHUNK))
         norms = np.zeros(len(self.net.sizes) - 1 if track_deltas else 0)
         keep = [np.empty_like(a) for a in (self.net.params, self.state1, self.state2)]
         run_epoch = self._epoch_loops if self.backend == "loops" else self._epoch_vectorised
 
-        history = History()
-        self.stop_training = False
-        for cb in callbacks:
-            if hasattr(cb, "set_trainer"):
-                cb.set_trainer(self)
-            if hasattr(cb, "on_train_begin"):
-                cb.on_train_begin({})
-        bar = None
-        if verbose == 1:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=epochs, unit="epoch", desc="fit")
+        progress = _Progress(self, callbacks, epochs, verbose, "fit")
         try:
             for _ in range(epochs):
                 for a, b in zip(keep, (self.net.params, self.state1, self.state2), strict=True):
                     a[...] = b
                 kept_step = self.step
-                recorded = False
                 try:
                     logs = self._run_epoch(run_epoch, X, Y, n, shuffle, norms, val)
-                    self.history._append(self.epoch, logs)
-                    history._append(self.epoch, logs)
-                    recorded = True
-                finally:
-                    if not recorded:  # an error or Ctrl-C mid-epoch: back to the last completed epoch
-                        for a, b in zip(keep, (self.net.params, self.state1, self.state2), strict=True):
-                            b[...] = a
-                        self.step = kept_step
-                self.epoch += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(
-                        {k: f"{v:.4g}" for k, v in logs.items() if k in ("loss", "val_loss", "val_accuracy")}
-                    )
-                elif verbose == 2:
-                    print(self._line(logs))
-                for cb in callbacks:
-                    cb.on_epoch_end(self.epoch - 1, logs)
+                except BaseException:  # an error or Ctrl-C mid-epoch: back to the last completed epoch
+                    for a, b in zip(keep, (self.net.params, self.state1, self.state2), strict=True):
+                        b[...] = a
+                    self.step = kept_step
+                    raise
+                progress.epoch_end(logs)
                 if self.stop_training:
                     break
         finally:
-            if bar is not None:
-                bar.close()
-        for cb in callbacks:
-            if hasattr(cb, "on_train_end"):
-                cb.on_train_end({})
-        return history
+            progress.close()
+        progress.end()
+        return progress.history
 
     def _run_epoch(
         self, run_epoch: Any, X: NDArray, Y: NDArray, n: int, shuffle: bool, norms: NDArray, val: Any
@@ -397,6 +432,8 @@ class Trainer:
                 parts.append(f"{key} {logs[key]:.4f}")
         parts.append(f"lr {logs['lr']:.4g}")
         parts.append(f"{logs['epoch_time'] * 1e3:.1f} ms")
+        if "rounds" in logs:  # distributed training
+            parts.append(f"{logs['rounds']} rounds")
         return "  ".join(parts)
 
     def evaluate(self, X: Any, Y: Any) -> dict[str, float]:

@@ -216,3 +216,19 @@ def test_importing_fastbp_does_not_import_dask():
         "import sys, fastbp, fastbp.distributed; assert 'dask' not in sys.modules and 'distributed' not in sys.modules"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_local_steps_over_some_rows_equal_trainer_fit_on_those_rows():
+    # the worker runs the epoch kernel on the validated chunk, visiting only ``rows``
+    net, X, Y = make_problem([6, 10, 2], "tanh", "identity", "quadratic", 100)
+    a, b = _pair(net, fastbp.Adam(lr=1e-2), batch=16)
+    spec = fd._Spec(net.sizes, net.activations, "float64", "quadratic", a.optimizer, 16, 0.0, 1)
+    rows = np.random.default_rng(1).permutation(100)[:37]
+    state = (net.params.copy(), a.state1.copy(), a.state2.copy(), 0, a.optimizer.hyper(1e-2))
+    params, s1, s2, total, m, steps = fd._chunk_local_steps(spec, state, fd._validate_chunk(spec, X, Y, 0, 0), rows)
+    h = b.fit(X[rows], Y[rows], epochs=1, shuffle=False)
+    assert (m, steps) == (37, 3) and b.step == 3
+    np.testing.assert_array_equal(params, b.net.params)
+    np.testing.assert_array_equal(s1, b.state1)
+    np.testing.assert_array_equal(s2, b.state2)
+    assert total == pytest.approx(h.history["loss"][0] * 37, rel=1e-14)

@@ -201,12 +201,30 @@ GRAD_DOT_WIDTH = 128
 NARROW_SIZE = 64 * 64
 NARROW_CHUNK = 256
 NARROW_SUB = 64
+# a narrow layer is never wide enough for the dot-product gradients (n_in·n_out ≥
+# GRAD_DOT_WIDTH·(n_in + n_out) needs n_in·n_out ≥ (2·GRAD_DOT_WIDTH)²), so the two paths never compete
+assert NARROW_SIZE < (2 * GRAD_DOT_WIDTH) ** 2
+
+
+@njit
+def _narrow(n, n_in, n_out):
+    """Whether :func:`layer_gradients` sums a layer's gradients by chunks of samples."""
+    return n >= NARROW_CHUNK and n_in * n_out <= NARROW_SIZE
+
+
+@njit
+def _chunk_length(n_in, n_out):
+    """Room in ``T`` for one chunk: its partial ∂C/∂θ and ∂C/∂b, and its packed a^T and δ^T."""
+    return n_out * n_in + n_out + NARROW_SUB * (n_in + n_out)
 
 
 def gradient_scratch(n: int, n_in: int, n_out: int) -> int:
-    """Length of ``T`` :func:`layer_gradients` needs for ``n`` samples of a layer n_in → n_out."""
-    chunks = (n + NARROW_CHUNK - 1) // NARROW_CHUNK
-    return max(n * (n_in + n_out), chunks * (n_out * n_in + n_out + NARROW_SUB * (n_in + n_out)))
+    """Length of ``T`` :func:`layer_gradients` needs for up to ``n`` samples of a layer n_in → n_out."""
+    transposes = n * (n_in + n_out)
+    # .py_func: the same rule, without compiling anything when a workspace is made
+    if not _narrow.py_func(n, n_in, n_out):
+        return transposes
+    return max(transposes, (n + NARROW_CHUNK - 1) // NARROW_CHUNK * _chunk_length.py_func(n_in, n_out))
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
@@ -502,9 +520,9 @@ def layer_gradients(D_next, A_in, dW, db, T):
         _transpose(D_next, DT)
     n_tj = (n_out + tj - 1) // tj
     n_tk = (n_in + tc - 1) // tc
-    narrow = not dot and n >= NARROW_CHUNK and n_in * n_out <= NARROW_SIZE
+    narrow = _narrow(n, n_in, n_out)  # never together with dot (see NARROW_SIZE)
     n_ch = (n + NARROW_CHUNK - 1) // NARROW_CHUNK
-    per = n_out * n_in + n_out + NARROW_SUB * (n_in + n_out)  # T per chunk: partial dW, db, packs
+    per = _chunk_length(n_in, n_out)
     n_tasks = n_ch if narrow else n_tk * n_tj
     for t in prange(n_tasks):  # tile (columns kt, neurons jt) owns dW[jt, kt]
         if narrow:  # iteration t owns chunk t of the samples and its part of T
@@ -711,7 +729,8 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
         Per-sample costs C_n, written.
     T : ndarray, flat
         Room for transposes, overwritten: at least sizes[l] · sizes[l + 1]
-        for every l ≥ 1 (θ^T) and n · (sizes[l] + sizes[l + 1]) for every l.
+        for every l ≥ 1 (θ^T) and ``gradient_scratch(n, sizes[l], sizes[l + 1])``
+        for every l.
 
     Returns
     -------

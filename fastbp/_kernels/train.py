@@ -98,8 +98,9 @@ def train_epoch(
         ``batch`` samples.
     X : ndarray of shape (n_samples, sizes[0])
     Y : ndarray of shape (n_samples, sizes[-1])
-    perm : ndarray of shape (n_samples,), int64
-        Order in which the samples are visited.
+    perm : ndarray of shape (n_visits,), int64
+        Rows of X and Y to visit, in order: a permutation of them all for an
+        epoch, or some of them (distributed training's local steps).
     batch : int
         Mini-batch size; the last batch holds the remaining samples.
     Yb : ndarray of shape (batch, sizes[-1])
@@ -117,11 +118,11 @@ def train_epoch(
     total : float
         Sum over the samples of C_n, each taken before its batch's step.
     seen : int
-        Samples processed; fewer than ``n_samples`` when a batch's cost was
+        Samples processed; fewer than ``n_visits`` when a batch's cost was
         not finite, in which case the epoch stopped right after that batch's
         forward pass, before its update.
     """
-    n = X.shape[0]
+    n = perm.shape[0]
     n_in = sizes[0]
     n_out = sizes[sizes.shape[0] - 1]
     track = norms.shape[0] > 0
