@@ -77,6 +77,14 @@ def test_comparison_script_writes_table_csv_and_png(tmp_path):
     assert (tmp_path / "ratio.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_mathfn_script_times_every_function():
+    cmd = [sys.executable, "scripts/bench_mathfn.py", "--n", "1000", "--dtypes", "float32"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| float32 |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["exp", "sigmoid", "tanh", "log", "log1p"]
+
+
 def test_calibration_script_recommends_thresholds():
     import importlib.util
 

@@ -42,13 +42,12 @@ from __future__ import annotations
 
 import types
 
-import numpy as np
 from numba import njit, prange
 
 from .._config import PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK
 from ..activations import IDENTITY, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SOFTMAX, TANH
 from ..losses import CROSS_ENTROPY, QUADRATIC
-from .mathfn import exp, sigmoid, tanh
+from .mathfn import exp, log, log1p, sigmoid, tanh
 
 FASTMATH = {"reassoc", "contract"}
 BLOCK = 4  # samples per prange iteration
@@ -136,7 +135,7 @@ def _output_row(loss, code, z, a, y, d):
     if loss == _CROSS_ENTROPY and code == _SIGMOID:
         # binary cross-entropy from the logits; fused δ = a − y
         for k in range(n):
-            c += max(z[k], zero) - z[k] * y[k] + np.log1p(exp(-abs(z[k])))
+            c += max(z[k], zero) - z[k] * y[k] + log1p(exp(-abs(z[k])))
             d[k] = a[k] - y[k]
     elif loss == _CROSS_ENTROPY:  # softmax: C_n = Σ y (logsumexp(z) − z)
         m = z[0]
@@ -147,7 +146,7 @@ def _output_row(loss, code, z, a, y, d):
         for k in range(n):
             s += exp(z[k] - m)
             ysum += y[k]
-        lse = m + np.log(s)
+        lse = m + log(s)
         for k in range(n):
             c += y[k] * (lse - z[k])
             d[k] = a[k] * ysum - y[k]  # a − y when the targets sum to one
