@@ -167,7 +167,7 @@ def _central_differences(net: Network, code: int, ws: Workspace, n: int, step: f
         c = []
         for k in (-2, -1, 1, 2):
             params[i] = keep + k * h
-            c.append(_kernels.cost(params, *args, ws.Y[:n], ws.D, ws.costs))
+            c.append(_kernels.cost(params, *args, ws.Y[:n], ws.D, ws.costs, ws.T))
         params[i] = keep
         numeric[i] = (c[0] - 8.0 * c[1] + 8.0 * c[2] - c[3]) / (12.0 * h)
     return numeric

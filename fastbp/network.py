@@ -175,7 +175,7 @@ class Network:
     def _forward_ws(self, ws: Workspace, n: int, backend: str) -> None:
         if backend == "loops":
             _kernels.forward(
-                self.params, self._w_off, self._b_off, self._sizes, self._acts, ws.A, ws.a_off, ws.Z, ws.z_off, n
+                self.params, self._w_off, self._b_off, self._sizes, self._acts, ws.A, ws.a_off, ws.Z, ws.z_off, n, ws.T
             )
         else:
             vectorised.forward(self.weights, self.biases, list(self._acts), ws, n)

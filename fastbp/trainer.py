@@ -253,7 +253,7 @@ class Trainer:
             if self.backend == "loops":
                 mean = _kernels.cost(
                     net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off, ws.Z, ws.z_off, m,
-                    self._loss, ws.Y[:m], ws.D, ws.costs,
+                    self._loss, ws.Y[:m], ws.D, ws.costs, ws.T,
                 )  # fmt: skip
             else:
                 mean = vectorised.cost(net.weights, net.biases, list(net._acts), self._loss, ws, m)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ._kernels.core import gradient_scratch
+from ._kernels.core import forward_scratch, gradient_scratch
 
 
 class Workspace:
@@ -46,8 +46,9 @@ class Workspace:
         Room for f'(z) in the vectorised twin.
     T : ndarray, flat
         Room for the transposes of the compiled kernels: one θ^T (δ
-        recursion) or one pair (a^l)^T, (δ^{l+1})^T, or the partial sums of
-        a narrow layer (weight gradients).
+        recursion, or the forward pass of a layer with few inputs) or one
+        pair (a^l)^T, (δ^{l+1})^T, or the partial sums of a narrow layer
+        (weight gradients).
     """
 
     def __init__(self, sizes: tuple[int, ...], n_params: int, capacity: int, dtype: np.dtype) -> None:
@@ -66,6 +67,7 @@ class Workspace:
         self.scratch: NDArray = np.zeros(capacity * int(widths[1:].max()), dtype=self.dtype)
         pairs = range(len(widths) - 1)
         theta_t = [int(widths[l] * widths[l + 1]) for l in pairs if l > 0]  # θ^T of the δ recursion
+        theta_t += [forward_scratch(int(widths[l]), int(widths[l + 1])) for l in pairs]  # ... of a few inputs
         # (a^l)^T and (δ^{l+1})^T, or the chunks' partial sums of narrow layers
         acts_t = [gradient_scratch(capacity, int(widths[l]), int(widths[l + 1])) for l in pairs]
         self.T: NDArray = np.zeros(max(theta_t + acts_t), dtype=self.dtype)

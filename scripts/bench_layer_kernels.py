@@ -41,7 +41,7 @@ def kernels(dt: type, n: int, ni: int, no: int) -> dict:
     relu = 3
 
     def forward(v: str) -> None:
-        getattr(core, f"layer_forward_{v}")(W, b, A, Z, A_out, relu)
+        getattr(core, f"layer_forward_{v}")(W, b, A, Z, A_out, relu, T)
 
     def delta(v: str) -> None:
         getattr(core, f"layer_backward_{v}")(W, D_next, A, A, D, relu, WT)

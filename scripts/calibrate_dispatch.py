@@ -42,9 +42,9 @@ def layer_rows(widths, batches, min_time):
             A = rng.normal(size=(n, w))
             Z, A2, D, D2, dW, db = (np.zeros((n, w)), np.zeros((n, w)), rng.normal(size=(n, w)), np.zeros((n, w)),
                                     np.zeros((w, w)), np.zeros(w))  # fmt: skip
-            T, TG = np.zeros((w, w)), np.zeros(2 * n * w)
+            T, TG = np.zeros((w, w)), np.zeros(2 * n * w)  # θ^T (δ, and the forward pass of few inputs); a^T, δ^T
             cases = {
-                "layer_forward": lambda v: getattr(core, f"layer_forward_{v}")(W, b, A, Z, A2, 3),  # noqa: B023
+                "layer_forward": lambda v: getattr(core, f"layer_forward_{v}")(W, b, A, Z, A2, 3, T.reshape(-1)),  # noqa: B023
                 "layer_backward": lambda v: getattr(core, f"layer_backward_{v}")(W, D, A, A, D2, 3, T),  # noqa: B023
                 "layer_gradients": lambda v: getattr(core, f"layer_gradients_{v}")(D, A, dW, db, TG),  # noqa: B023
             }

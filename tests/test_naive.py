@@ -117,3 +117,25 @@ def test_narrow_layers_with_many_samples(dtype):
         assert scaled_err(g.weights[l], gw[l]) <= tol
         assert scaled_err(g.biases[l], gb[l]) <= tol
         assert scaled_err(g.deltas[l], deltas[l]) <= tol
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_few_inputs_forward_in_parallel(dtype):
+    """Layers with at most ROWS_MAX_IN inputs sum rows of θ^T; enough samples for the parallel variant."""
+    from fastbp._config import PARALLEL_MIN_WORK
+    from fastbp._kernels import core
+
+    sizes = [core.ROWS_MAX_IN, 40, core.ROWS_MAX_IN - 3, 3]  # the first and the last layer take the rows form
+    n = PARALLEL_MIN_WORK // (sizes[0] * sizes[1]) + core.TILE_SAMPLES + 5  # a partial last tile
+    net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
+    X = X.astype(dtype)
+    cost, gw, gb, deltas = _naive(net, X, Y.astype(dtype), "cross_entropy")
+    g = fastbp.backprop(net, X, Y, loss="cross_entropy")
+    tol = TOL[dtype] * 10
+    assert abs(g.loss - cost) <= tol * cost
+    for l in range(3):
+        assert scaled_err(g.weights[l], gw[l]) <= tol
+        assert scaled_err(g.biases[l], gb[l]) <= tol
+        assert scaled_err(g.deltas[l], deltas[l]) <= tol
+    ref = np.array([naive.forward_one(net.weights, net.biases, net.activations, x)[1][-1] for x in X])
+    assert scaled_err(net.forward(X), ref) <= tol

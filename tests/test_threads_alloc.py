@@ -60,7 +60,7 @@ ALLOC_SCRIPT = textwrap.dedent(
     def repeat(k, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, T):
         for _ in range(k):
             _kernels.backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, T)
-            _kernels.forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n)
+            _kernels.forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, T)
 
     def count(k, args):
         before = rtsys.get_allocation_stats()
@@ -152,8 +152,8 @@ def test_returned_arrays_are_owned(backend):
 
 
 # each side of GRAD_DOT_MIN and DELTA_DOT_MIN (300 -> 270: past K_CHUNK and GRAD_DOT_WIDTH);
-# a narrow layer past NARROW_CHUNK, with a partial last chunk
-SHAPES = [(13, 300, 270), (45, 300, 270), (133, 300, 270), (600, 12, 20)]
+# a narrow layer past NARROW_CHUNK, with a partial last chunk; few inputs (ROWS_MAX_IN)
+SHAPES = [(13, 300, 270), (45, 300, 270), (133, 300, 270), (600, 12, 20), (600, 5, 40)]
 
 
 @pytest.mark.parametrize(("n", "n_in", "n_out"), SHAPES)
@@ -174,7 +174,7 @@ def test_serial_and_parallel_variants_give_the_same_bits(dtype, n, n_in, n_out):
     outs = []
     for variant in ("par", "ser"):
         Z, A_out = np.zeros((n, n_out), dtype), np.zeros((n, n_out), dtype)
-        getattr(core, f"layer_forward_{variant}")(W, b, A_in, Z, A_out, 2)
+        getattr(core, f"layer_forward_{variant}")(W, b, A_in, Z, A_out, 2, np.zeros(n_in * n_out, dtype))
         D_in = np.zeros((n, n_in), dtype)
         T = np.zeros((n_in, n_out), dtype)
         getattr(core, f"layer_backward_{variant}")(W, D_next, A_in, np.tanh(A_in), D_in, 2, T)
