@@ -194,7 +194,7 @@ GRAD_DOT_MIN = 32
 GRAD_DOT_WIDTH = 128
 # Layers with at most ROWS_MAX_IN inputs: dot products of 2-8 terms are mostly loop
 # overhead, so the forward pass sums rows of a packed θ^T instead, n_in rows per sample
-# along the contiguous neurons (n_in 4: 1.1-3.0x float32, 1.1-1.7x float64, for 8-128
+# along the contiguous neurons (n_in 4: 1.0-3.0x float32, 1.1-1.7x float64, for 8-128
 # neurons and 128 or 10,000 samples; at 16 inputs the dot products win).
 ROWS_MAX_IN = 8
 # Narrow layers (n_in·n_out up to NARROW_SIZE) with many samples: the gradients
