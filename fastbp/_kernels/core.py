@@ -360,7 +360,10 @@ def layer_forward(W, b, A_in, Z, A_out, code, T):
             for i in range(i_beg, i_end):
                 for j in range(j0, j1):
                     Z[i, j] += b[j]
-        if code != _SOFTMAX:  # elementwise f: the tile activates what it owns
+        if code != _SOFTMAX and j1 - j0 == n_out:  # elementwise f on whole rows: one contiguous run
+            m = (i_end - i_beg) * n_out  # (rows of a few numbers are too short to vectorise one by one)
+            _activate_row(code, Z[i_beg:i_end].reshape(m), A_out[i_beg:i_end].reshape(m))
+        elif code != _SOFTMAX:  # elementwise f: the tile activates what it owns
             for i in range(i_beg, i_end):
                 _activate_row(code, Z[i, j0:j1], A_out[i, j0:j1])
     if code == _SOFTMAX:  # needs whole rows; only ever the (narrow) output layer
@@ -436,8 +439,12 @@ def layer_backward(W, D_next, Z, A, D, code, T):
                 w = W[j, k0:k1]
                 for i in range(i0, i1):
                     _add_row(D[i, k0:k1], D_next[i, j], w)
-        for i in range(i0, i1):  # f' is elementwise, so it applies tile by tile
-            _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
+        if m == n_in:  # f' is elementwise, so it applies tile by tile; whole rows as one run
+            r = (i1 - i0) * n_in
+            _times_derivative_row(code, Z[i0:i1].reshape(r), A[i0:i1].reshape(r), D[i0:i1].reshape(r))
+        else:
+            for i in range(i0, i1):
+                _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
 
 
 @njit(error_model="numpy")
