@@ -20,34 +20,23 @@ from fastbp._kernels.mathfn import exp, log, log1p, sigmoid, tanh
 jit = njit(fastmath=FASTMATH, error_model="numpy")
 
 
-@jit
-def _exp(x, out):
-    for k in range(x.shape[0]):
-        out[k] = exp(x[k])
+def _elementwise(fn):
+    """A compiled loop out[k] = fn(x[k]) with the kernels' flags, fn pasted in as in a kernel."""
+    inner = njit(fastmath=FASTMATH, error_model="numpy", inline="always")(fn)
+
+    @jit
+    def run(x, out):
+        for k in range(x.shape[0]):
+            out[k] = inner(x[k])
+
+    return run
 
 
-@jit
-def _sigmoid(x, out):
-    for k in range(x.shape[0]):
-        out[k] = sigmoid(x[k])
-
-
-@jit
-def _tanh(x, out):
-    for k in range(x.shape[0]):
-        out[k] = tanh(x[k])
-
-
-@jit
-def _log(x, out):
-    for k in range(x.shape[0]):
-        out[k] = log(x[k])
-
-
-@jit
-def _log1p(x, out):
-    for k in range(x.shape[0]):
-        out[k] = log1p(x[k])
+_exp = _elementwise(lambda v: exp(v))
+_sigmoid = _elementwise(lambda v: sigmoid(v))
+_tanh = _elementwise(lambda v: tanh(v))
+_log = _elementwise(lambda v: log(v))
+_log1p = _elementwise(lambda v: log1p(v))
 
 
 def _sweep(dtype):

@@ -25,23 +25,27 @@ def _naive(net, X, Y, loss):
     return naive.backprop(W, b, net.activations, loss, X.astype(np.float64), Y)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_matches_naive(hidden, pair, dtype, backend):
-    output, loss = pair
-    net, X, Y = make_problem([3, 5, 4, 3], hidden, output, loss, n=7, dtype=dtype)
-    X = X.astype(dtype)  # naive sees exactly the values the kernels see
-    cost, gw, gb, deltas = _naive(net, X, Y.astype(dtype), loss)
+def _assert_matches_naive(net, X, Y, loss, tol, backend="loops"):
+    """backprop's cost, gradients and δ of every layer, and the forward pass, against naive.py."""
+    X = X.astype(net.dtype)  # naive sees exactly the values the kernels see
+    cost, gw, gb, deltas = _naive(net, X, Y.astype(net.dtype), loss)
     g = fastbp.backprop(net, X, Y, loss=loss, backend=backend)
-    tol = TOL[dtype]
     assert abs(g.loss - cost) <= tol * abs(cost)
-    for l in range(3):
+    for l in range(len(net.weights)):
         assert scaled_err(g.weights[l], gw[l]) <= tol
         assert scaled_err(g.biases[l], gb[l]) <= tol
         assert scaled_err(g.deltas[l], deltas[l]) <= tol
     out = net.forward(X, backend=backend)
     ref = np.array([naive.forward_one(net.weights, net.biases, net.activations, x)[1][-1] for x in X])
     assert scaled_err(out, ref) <= tol
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_matches_naive(hidden, pair, dtype, backend):
+    output, loss = pair
+    net, X, Y = make_problem([3, 5, 4, 3], hidden, output, loss, n=7, dtype=dtype)
+    _assert_matches_naive(net, X, Y, loss, TOL[dtype], backend)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 9])
@@ -90,15 +94,7 @@ def test_shapes_spanning_several_tiles(dtype, big):
     else:
         sizes = [core.K_CHUNK + 12, core.TILE_UNITS + 5, core.TILE_COLS + 5, 3]
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
-    X = X.astype(dtype)
-    cost, gw, gb, deltas = _naive(net, X, Y.astype(dtype), "cross_entropy")
-    g = fastbp.backprop(net, X, Y, loss="cross_entropy")
-    tol = TOL[dtype] * 10  # sums of ~270 terms instead of ~5
-    assert abs(g.loss - cost) <= tol * cost
-    for l in range(3):
-        assert scaled_err(g.weights[l], gw[l]) <= tol
-        assert scaled_err(g.biases[l], gb[l]) <= tol
-        assert scaled_err(g.deltas[l], deltas[l]) <= tol
+    _assert_matches_naive(net, X, Y, "cross_entropy", TOL[dtype] * 10)  # sums of ~270 terms instead of ~5
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -108,15 +104,7 @@ def test_narrow_layers_with_many_samples(dtype):
 
     n = 2 * core.NARROW_CHUNK + 37
     net, X, Y = make_problem([12, 20, 16, 3], "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
-    X = X.astype(dtype)
-    cost, gw, gb, deltas = _naive(net, X, Y.astype(dtype), "cross_entropy")
-    g = fastbp.backprop(net, X, Y, loss="cross_entropy")
-    tol = TOL[dtype] * 10
-    assert abs(g.loss - cost) <= tol * cost
-    for l in range(3):
-        assert scaled_err(g.weights[l], gw[l]) <= tol
-        assert scaled_err(g.biases[l], gb[l]) <= tol
-        assert scaled_err(g.deltas[l], deltas[l]) <= tol
+    _assert_matches_naive(net, X, Y, "cross_entropy", TOL[dtype] * 10)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -128,14 +116,4 @@ def test_few_inputs_forward_in_parallel(dtype):
     sizes = [core.ROWS_MAX_IN, 40, core.ROWS_MAX_IN - 3, 3]  # the first and the last layer take the rows form
     n = PARALLEL_MIN_WORK // (sizes[0] * sizes[1]) + core.TILE_SAMPLES + 5  # a partial last tile
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
-    X = X.astype(dtype)
-    cost, gw, gb, deltas = _naive(net, X, Y.astype(dtype), "cross_entropy")
-    g = fastbp.backprop(net, X, Y, loss="cross_entropy")
-    tol = TOL[dtype] * 10
-    assert abs(g.loss - cost) <= tol * cost
-    for l in range(3):
-        assert scaled_err(g.weights[l], gw[l]) <= tol
-        assert scaled_err(g.biases[l], gb[l]) <= tol
-        assert scaled_err(g.deltas[l], deltas[l]) <= tol
-    ref = np.array([naive.forward_one(net.weights, net.biases, net.activations, x)[1][-1] for x in X])
-    assert scaled_err(net.forward(X), ref) <= tol
+    _assert_matches_naive(net, X, Y, "cross_entropy", TOL[dtype] * 10)

@@ -313,6 +313,16 @@ def _add_row(r, d, w):
         r[k] += d * w[k]
 
 
+@njit(error_model="numpy", inline="always")
+def _flat_rows(X, i0, i1):
+    """Rows i0..i1 of a C-ordered (n, width) array as one contiguous run.
+
+    Elementwise work on a tile that spans whole rows runs over it at once: rows
+    of 4-32 numbers are too short for the vectorised f and f' one by one.
+    """
+    return X[i0:i1].reshape((i1 - i0) * X.shape[1])
+
+
 def layer_forward(W, b, A_in, Z, A_out, code, T):
     """z = θa + b and a' = f(z) for every sample.
 
@@ -360,12 +370,12 @@ def layer_forward(W, b, A_in, Z, A_out, code, T):
             for i in range(i_beg, i_end):
                 for j in range(j0, j1):
                     Z[i, j] += b[j]
-        if code != _SOFTMAX and j1 - j0 == n_out:  # elementwise f on whole rows: one contiguous run
-            m = (i_end - i_beg) * n_out  # (rows of a few numbers are too short to vectorise one by one)
-            _activate_row(code, Z[i_beg:i_end].reshape(m), A_out[i_beg:i_end].reshape(m))
-        elif code != _SOFTMAX:  # elementwise f: the tile activates what it owns
-            for i in range(i_beg, i_end):
-                _activate_row(code, Z[i, j0:j1], A_out[i, j0:j1])
+        if code != _SOFTMAX:  # elementwise f: the tile activates what it owns
+            if j1 - j0 == n_out:  # whole rows: one contiguous run
+                _activate_row(code, _flat_rows(Z, i_beg, i_end), _flat_rows(A_out, i_beg, i_end))
+            else:
+                for i in range(i_beg, i_end):
+                    _activate_row(code, Z[i, j0:j1], A_out[i, j0:j1])
     if code == _SOFTMAX:  # needs whole rows; only ever the (narrow) output layer
         for i in range(n):
             _activate_row(code, Z[i], A_out[i])
@@ -440,8 +450,7 @@ def layer_backward(W, D_next, Z, A, D, code, T):
                 for i in range(i0, i1):
                     _add_row(D[i, k0:k1], D_next[i, j], w)
         if m == n_in:  # f' is elementwise, so it applies tile by tile; whole rows as one run
-            r = (i1 - i0) * n_in
-            _times_derivative_row(code, Z[i0:i1].reshape(r), A[i0:i1].reshape(r), D[i0:i1].reshape(r))
+            _times_derivative_row(code, _flat_rows(Z, i0, i1), _flat_rows(A, i0, i1), _flat_rows(D, i0, i1))
         else:
             for i in range(i0, i1):
                 _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
