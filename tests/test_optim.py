@@ -15,7 +15,7 @@ def _step(opt, params, grad, decay, wd, s1, s2, step, backend):
     decay = np.array(decay, dtype=np.float64)
     hyper = opt.hyper(opt.lr)
     if backend == "loops":
-        update(opt.code, hyper, params, grad, decay, wd, s1, s2, step)
+        update(opt.code, hyper, params, grad, decay, wd, s1, s2, step, False)
     else:
         grad += wd * decay * params
         update_numpy(opt.code, hyper, params, grad, s1, s2, step)
