@@ -305,7 +305,8 @@ class Trainer:
             for l in range(norms.size):
                 norms[l] += np.linalg.norm(ws.d(l, m), axis=1).sum()
             step += 1
-            ws.grad += net.dtype.type(self.weight_decay) * self.decay * net.params
+            if self.weight_decay:  # as the loops: no decay term at all when λ = 0
+                ws.grad += net.dtype.type(self.weight_decay) * self.decay * net.params
             update_numpy(self.optimizer.code, hyper, net.params, ws.grad, self.state1, self.state2, step)
         return total, seen
 

@@ -31,7 +31,7 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
     params : ndarray of shape (n_params,)
         Updated in place.
     grad : ndarray of shape (n_params,)
-        Gradient of the mean cost; λ·decay·θ is added here, in place.
+        Gradient of the mean cost; λ·decay·θ is added here, in place, when λ ≠ 0.
     decay : ndarray of shape (n_params,)
         1 for weights, 0 for biases.
     wd : float
@@ -51,9 +51,12 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
     if not sgd:
         c1 = t(1.0 / (1.0 - hyper[1] ** step))
         c2 = t(1.0 / (1.0 - hyper[2] ** step))
+    decaying = lam != t(0.0)
     for i in prange(params.shape[0]):  # one prange: each one costs compile time
-        g = grad[i] + lam * decay[i] * params[i]
-        grad[i] = g
+        g = grad[i]
+        if decaying:  # without decay, neither decay nor grad is read or written again
+            g += lam * decay[i] * params[i]
+            grad[i] = g
         if sgd:
             if mu == t(0.0):
                 params[i] -= lr * g
