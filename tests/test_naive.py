@@ -48,10 +48,14 @@ def test_matches_naive(hidden, pair, dtype, backend):
     _assert_matches_naive(net, X, Y, loss, TOL[dtype], backend)
 
 
+@pytest.mark.parametrize("n_in", [6, 70])  # 70: sums long enough (PAIR_MIN_LENGTH) for the four-row blocks
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 9])
-def test_every_block_remainder(n):
+def test_every_block_remainder(n, n_in):
     """Batches that fill 0..3 rows of the last 4-sample block give the same results."""
-    net, X, Y = make_problem([6, 9, 2], "tanh", "sigmoid", "quadratic", n=n)
+    from fastbp._kernels import core
+
+    assert 70 >= core.PAIR_MIN_LENGTH
+    net, X, Y = make_problem([n_in, 9, 2], "tanh", "sigmoid", "quadratic", n=n)
     cost, gw, _, deltas = _naive(net, X, Y, "quadratic")
     g = fastbp.backprop(net, X, Y)
     assert abs(g.loss - cost) <= 1e-12 * cost

@@ -245,7 +245,8 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
 
     Both operands are read along contiguous rows.  A register block of four
     rows of L × two rows of R keeps eight running sums, so each step of k
-    loads six values for eight multiply-adds (LLVM vectorises along k).
+    loads six values for eight multiply-adds (LLVM vectorises along k); the
+    rows of a last, partial block of L take four rows of R at a time.
     The order of every sum depends on the arguments alone.
     """
     zero = out.dtype.type(0.0)
@@ -287,10 +288,23 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
                 out[i0 + 1, j] = out[i0 + 1, j] + s1 if add else s1
                 out[i0 + 2, j] = out[i0 + 2, j] + s2 if add else s2
                 out[i0 + 3, j] = out[i0 + 3, j] + s3 if add else s3
-        else:  # the last, partial block: one row of L at a time
+        else:  # the last, partial block: one row of L at a time × four rows of R
+            j4 = j1 - (j1 - j0) % BLOCK if c1 - c0 >= PAIR_MIN_LENGTH else j0
             for i in range(i0, i_end):
                 x = L[i, c0:c1]
-                for j in range(j0, j1):
+                for j in range(j0, j4, BLOCK):  # five loads for four multiply-adds, not two for one
+                    w0, w1, w2, w3 = R[j, c0:c1], R[j + 1, c0:c1], R[j + 2, c0:c1], R[j + 3, c0:c1]
+                    s0 = s1 = s2 = s3 = zero
+                    for k in range(c1 - c0):
+                        s0 += w0[k] * x[k]
+                        s1 += w1[k] * x[k]
+                        s2 += w2[k] * x[k]
+                        s3 += w3[k] * x[k]
+                    out[i, j] = out[i, j] + s0 if add else s0
+                    out[i, j + 1] = out[i, j + 1] + s1 if add else s1
+                    out[i, j + 2] = out[i, j + 2] + s2 if add else s2
+                    out[i, j + 3] = out[i, j + 3] + s3 if add else s3
+                for j in range(j4, j1):
                     w = R[j, c0:c1]
                     s = zero
                     for k in range(c1 - c0):
