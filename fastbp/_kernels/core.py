@@ -322,6 +322,13 @@ def _add_rows(r, d0, d1, d2, d3, w0, w1, w2, w3):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", inline="always")
+def _set_rows(r, d0, d1, d2, d3, w0, w1, w2, w3):
+    """r = d0·w0 + d1·w1 + d2·w2 + d3·w3 along one contiguous row (the first term of a sum)."""
+    for k in range(r.shape[0]):
+        r[k] = d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", inline="always")
 def _add_row(r, d, w):
     """r += d·w along one contiguous row."""
     for k in range(r.shape[0]):
@@ -543,7 +550,8 @@ def layer_gradients(D_next, A_in, dW, db, T):
     dot product over the samples (:func:`_dot_block`, summed in chunks of
     ``K_CHUNK`` samples); below it the sums over a few samples are
     too short for that, and each tile adds four samples' outer products per
-    pass along rows of dW instead.  Either way the order of every sum depends
+    pass along rows of dW instead, each δ scaled by 1/n on the way (no pass
+    over dW to zero or scale it).  Either way the order of every sum depends
     on the shapes alone.  Narrow layers with many samples (``NARROW_SIZE``,
     ``NARROW_CHUNK``) sum instead over chunks of samples, one chunk per
     iteration (:func:`_gradient_chunk`), then add the chunks' sums in order.
@@ -598,25 +606,30 @@ def layer_gradients(D_next, A_in, dW, db, T):
                     b1 = min(b0 + TILE_UNITS, j1)
                     for c0 in range(0, n, K_CHUNK):
                         _dot_block(DT, AT, dW, b0, b1, k0, k1, c0, min(c0 + K_CHUNK, n), c0 > 0)
-            else:
                 for j in range(j0, j1):
                     g = dW[j, k0:k1]
                     for k in range(m):
-                        g[k] = zero
+                        g[k] *= inv_n
+            else:  # 1/n rides on δ and the first block stores: no pass over dW to zero or scale it
+                if n4 == 0:
+                    for j in range(j0, j1):
+                        g = dW[j, k0:k1]
+                        for k in range(m):
+                            g[k] = zero
                 for i in range(0, n4, BLOCK):
                     x0, x1 = A_in[i, k0:k1], A_in[i + 1, k0:k1]
                     x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
                     for j in range(j0, j1):
-                        d0, d1, d2, d3 = D_next[i, j], D_next[i + 1, j], D_next[i + 2, j], D_next[i + 3, j]
-                        _add_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3)
+                        d0, d1 = D_next[i, j] * inv_n, D_next[i + 1, j] * inv_n
+                        d2, d3 = D_next[i + 2, j] * inv_n, D_next[i + 3, j] * inv_n
+                        if i == 0:
+                            _set_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3)
+                        else:
+                            _add_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3)
                 for i in range(n4, n):
                     x = A_in[i, k0:k1]
                     for j in range(j0, j1):
-                        _add_row(dW[j, k0:k1], D_next[i, j], x)
-            for j in range(j0, j1):
-                g = dW[j, k0:k1]
-                for k in range(m):
-                    g[k] *= inv_n
+                        _add_row(dW[j, k0:k1], D_next[i, j] * inv_n, x)
             if kt == 0:  # the first column tile also owns db[j0:j1] (one prange: one compiled region)
                 for j in range(j0, j1):
                     s = zero
