@@ -48,6 +48,16 @@ def test_matches_naive(hidden, pair, dtype, backend):
     _assert_matches_naive(net, X, Y, loss, TOL[dtype], backend)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_output_error_over_several_tiles(pair, dtype):
+    """δ^L and the costs are written tile by tile (TILE_SAMPLES rows); several tiles and a partial one."""
+    from fastbp._kernels import core
+
+    output, loss = pair
+    net, X, Y = make_problem([3, 5, 4], "tanh", output, loss, n=2 * core.TILE_SAMPLES + 5, dtype=dtype)
+    _assert_matches_naive(net, X, Y, loss, TOL[dtype] * 10)
+
+
 @pytest.mark.parametrize("n_in", [6, 70])  # 70: sums long enough (PAIR_MIN_LENGTH) for the four-row blocks
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 9])
 def test_every_block_remainder(n, n_in):
