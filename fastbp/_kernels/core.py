@@ -66,63 +66,86 @@ _QUADRATIC, _CROSS_ENTROPY = QUADRATIC, CROSS_ENTROPY
 _SLOPE = LEAKY_SLOPE
 
 
-# --- per-row helpers (serial, inlined into the parallel loops) -----------------
+# --- block helpers (serial, called from the parallel loops) -------------------
+#
+# One call per block of rows, with the loop over rows inside each branch: a call
+# per row cost more than the arithmetic of a row of a few to 32 numbers.
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _activate_row(code, z, a):
-    """Write a = f(z) for one sample's row (softmax normalises the row)."""
-    zero = z.dtype.type(0.0)
-    n = z.shape[0]
+def _activate(code, Z, A, i0, i1, j0, j1):
+    """Write A = f(Z) on rows i0..i1, columns j0..j1 (softmax normalises each whole row)."""
+    zero = Z.dtype.type(0.0)
+    w = j1 - j0
     if code == _IDENTITY:
-        for k in range(n):
-            a[k] = z[k]
+        for i in range(i0, i1):
+            z, a = Z[i, j0:j1], A[i, j0:j1]
+            for k in range(w):
+                a[k] = z[k]
     elif code == _SIGMOID:
-        for k in range(n):
-            a[k] = sigmoid(z[k])
+        for i in range(i0, i1):
+            z, a = Z[i, j0:j1], A[i, j0:j1]
+            for k in range(w):
+                a[k] = sigmoid(z[k])
     elif code == _TANH:
-        for k in range(n):
-            a[k] = tanh(z[k])
+        for i in range(i0, i1):
+            z, a = Z[i, j0:j1], A[i, j0:j1]
+            for k in range(w):
+                a[k] = tanh(z[k])
     elif code == _RELU:
-        for k in range(n):
-            a[k] = z[k] if z[k] > zero else zero
+        for i in range(i0, i1):
+            z, a = Z[i, j0:j1], A[i, j0:j1]
+            for k in range(w):
+                a[k] = z[k] if z[k] > zero else zero
     elif code == _LEAKY:
-        slope = z.dtype.type(_SLOPE)
-        for k in range(n):
-            a[k] = z[k] if z[k] > zero else slope * z[k]
+        slope = Z.dtype.type(_SLOPE)
+        for i in range(i0, i1):
+            z, a = Z[i, j0:j1], A[i, j0:j1]
+            for k in range(w):
+                a[k] = z[k] if z[k] > zero else slope * z[k]
     else:  # softmax, shifted by the row maximum so exp cannot overflow
-        m = z[0]
-        for k in range(1, n):
-            m = max(m, z[k])
-        s = zero
-        for k in range(n):
-            a[k] = exp(z[k] - m)
-            s += a[k]
-        for k in range(n):
-            a[k] = a[k] / s
+        for i in range(i0, i1):
+            z, a = Z[i, j0:j1], A[i, j0:j1]
+            m = z[0]
+            for k in range(1, w):
+                m = max(m, z[k])
+            s = zero
+            for k in range(w):
+                a[k] = exp(z[k] - m)
+                s += a[k]
+            for k in range(w):
+                a[k] = a[k] / s
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _times_derivative_row(code, z, a, d):
-    """Multiply one row of d by f'(z), using a = f(z) where cheaper."""
-    one = z.dtype.type(1.0)
-    zero = z.dtype.type(0.0)
-    n = z.shape[0]
+def _times_derivative(code, Z, A, D, i0, i1, j0, j1):
+    """Multiply D by f'(Z) on rows i0..i1, columns j0..j1, using A = f(Z) where cheaper."""
+    one = Z.dtype.type(1.0)
+    zero = Z.dtype.type(0.0)
+    w = j1 - j0
     if code == _SIGMOID:
-        for k in range(n):
-            d[k] *= a[k] * (one - a[k])
+        for i in range(i0, i1):
+            a, d = A[i, j0:j1], D[i, j0:j1]
+            for k in range(w):
+                d[k] *= a[k] * (one - a[k])
     elif code == _TANH:
-        for k in range(n):
-            d[k] *= one - a[k] * a[k]
+        for i in range(i0, i1):
+            a, d = A[i, j0:j1], D[i, j0:j1]
+            for k in range(w):
+                d[k] *= one - a[k] * a[k]
     elif code == _RELU:
-        for k in range(n):
-            if not z[k] > zero:
-                d[k] = zero
+        for i in range(i0, i1):
+            z, d = Z[i, j0:j1], D[i, j0:j1]
+            for k in range(w):
+                if not z[k] > zero:
+                    d[k] = zero
     elif code == _LEAKY:
-        slope = z.dtype.type(_SLOPE)
-        for k in range(n):
-            if not z[k] > zero:
-                d[k] *= slope
+        slope = Z.dtype.type(_SLOPE)
+        for i in range(i0, i1):
+            z, d = Z[i, j0:j1], D[i, j0:j1]
+            for k in range(w):
+                if not z[k] > zero:
+                    d[k] *= slope
     # identity: f' = 1; softmax never reaches here (output layer only)
 
 
@@ -183,7 +206,8 @@ def _output_tile(loss, code, Z, A, Y, D, costs):
                 d[k] = r
             costs[i] = c * half
         # f' is elementwise: the tile's rows as one run
-        _times_derivative_row(code, _flat_rows(Z, 0, n), _flat_rows(A, 0, n), _flat_rows(D, 0, n))
+        m = n * w
+        _times_derivative(code, _flat_rows(Z, 0, n), _flat_rows(A, 0, n), _flat_rows(D, 0, n), 0, 1, 0, m)
 
 
 # --- layer kernels -----------------------------------------------------------
@@ -353,12 +377,12 @@ def _add_row(r, d, w):
 
 @njit(error_model="numpy", inline="always")
 def _flat_rows(X, i0, i1):
-    """Rows i0..i1 of a C-ordered (n, width) array as one contiguous run.
+    """Rows i0..i1 of a C-ordered (n, width) array as one contiguous run, shape (1, m).
 
     Elementwise work on a tile that spans whole rows runs over it at once: rows
     of 4-32 numbers are too short for the vectorised f and f' one by one.
     """
-    return X[i0:i1].reshape((i1 - i0) * X.shape[1])
+    return X[i0:i1].reshape((1, (i1 - i0) * X.shape[1]))
 
 
 def layer_forward(W, b, A_in, Z, A_out, code, T):
@@ -410,13 +434,12 @@ def layer_forward(W, b, A_in, Z, A_out, code, T):
                     Z[i, j] += b[j]
         if code != _SOFTMAX:  # elementwise f: the tile activates what it owns
             if j1 - j0 == n_out:  # whole rows: one contiguous run
-                _activate_row(code, _flat_rows(Z, i_beg, i_end), _flat_rows(A_out, i_beg, i_end))
+                m = (i_end - i_beg) * n_out
+                _activate(code, _flat_rows(Z, i_beg, i_end), _flat_rows(A_out, i_beg, i_end), 0, 1, 0, m)
             else:
-                for i in range(i_beg, i_end):
-                    _activate_row(code, Z[i, j0:j1], A_out[i, j0:j1])
+                _activate(code, Z, A_out, i_beg, i_end, j0, j1)
     if code == _SOFTMAX:  # needs whole rows; only ever the (narrow) output layer
-        for i in range(n):
-            _activate_row(code, Z[i], A_out[i])
+        _activate(code, Z, A_out, 0, n, 0, n_out)
 
 
 def layer_backward(W, D_next, Z, A, D, code, T):
@@ -488,10 +511,10 @@ def layer_backward(W, D_next, Z, A, D, code, T):
                 for i in range(i0, i1):
                     _add_row(D[i, k0:k1], D_next[i, j], w)
         if m == n_in:  # f' is elementwise, so it applies tile by tile; whole rows as one run
-            _times_derivative_row(code, _flat_rows(Z, i0, i1), _flat_rows(A, i0, i1), _flat_rows(D, i0, i1))
+            Zf, Af, Df = _flat_rows(Z, i0, i1), _flat_rows(A, i0, i1), _flat_rows(D, i0, i1)
+            _times_derivative(code, Zf, Af, Df, 0, 1, 0, (i1 - i0) * n_in)
         else:
-            for i in range(i0, i1):
-                _times_derivative_row(code, Z[i, k0:k1], A[i, k0:k1], D[i, k0:k1])
+            _times_derivative(code, Z, A, D, i0, i1, k0, k1)
 
 
 @njit(error_model="numpy")
