@@ -200,7 +200,7 @@ def test_serial_and_parallel_variants_give_the_same_bits(dtype, n, n_in, n_out):
 def test_update_runs_in_parallel_only_after_parallel_layer_kernels():
     """The optimiser step follows the layer kernels: serial ones leave every parameter in one core's cache."""
     from fastbp._config import PARALLEL_MIN_WORK
-    from fastbp._kernels.train import layers_parallel
+    from fastbp._kernels.core import layers_parallel
 
     # textbook network, batch 10: 10 · 784 · 30 = 235,200 multiply-adds in its largest layer
     sizes = np.array([784, 30, 10])

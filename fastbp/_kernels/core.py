@@ -72,10 +72,23 @@ _SLOPE = LEAKY_SLOPE
 # per row cost more than the arithmetic of a row of a few to 32 numbers.
 
 
+@njit(error_model="numpy", inline="always")
+def _flat_rows(X, i0, i1):
+    """Rows i0..i1 of a C-ordered (n, width) array as one contiguous run, shape (1, m).
+
+    Elementwise work on a tile that spans whole rows runs over it at once: rows
+    of 4-32 numbers are too short for the vectorised f and f' one by one.
+    """
+    return X[i0:i1].reshape((1, (i1 - i0) * X.shape[1]))
+
+
 @njit(fastmath=FASTMATH, error_model="numpy")
 def _activate(code, Z, A, i0, i1, j0, j1):
     """Write A = f(Z) on rows i0..i1, columns j0..j1 (softmax normalises each whole row)."""
     zero = Z.dtype.type(0.0)
+    if code != _SOFTMAX and j1 - j0 == Z.shape[1]:  # whole rows: elementwise, so one contiguous run
+        Z, A = _flat_rows(Z, i0, i1), _flat_rows(A, i0, i1)
+        i0, i1, j0, j1 = 0, 1, 0, Z.shape[1]
     w = j1 - j0
     if code == _IDENTITY:
         for i in range(i0, i1):
@@ -122,6 +135,9 @@ def _times_derivative(code, Z, A, D, i0, i1, j0, j1):
     """Multiply D by f'(Z) on rows i0..i1, columns j0..j1, using A = f(Z) where cheaper."""
     one = Z.dtype.type(1.0)
     zero = Z.dtype.type(0.0)
+    if j1 - j0 == Z.shape[1]:  # whole rows: one contiguous run
+        Z, A, D = _flat_rows(Z, i0, i1), _flat_rows(A, i0, i1), _flat_rows(D, i0, i1)
+        i0, i1, j0, j1 = 0, 1, 0, Z.shape[1]
     w = j1 - j0
     if code == _SIGMOID:
         for i in range(i0, i1):
@@ -205,9 +221,7 @@ def _output_tile(loss, code, Z, A, Y, D, costs):
                 c += r * r
                 d[k] = r
             costs[i] = c * half
-        # f' is elementwise: the tile's rows as one run
-        m = n * w
-        _times_derivative(code, _flat_rows(Z, 0, n), _flat_rows(A, 0, n), _flat_rows(D, 0, n), 0, 1, 0, m)
+        _times_derivative(code, Z, A, D, 0, n, 0, w)
 
 
 # --- layer kernels -----------------------------------------------------------
@@ -277,6 +291,19 @@ def gradient_scratch(n: int, n_in: int, n_out: int) -> int:
     return max(transposes, (n + NARROW_CHUNK - 1) // NARROW_CHUNK * _chunk_length.py_func(n_in, n_out))
 
 
+@njit(fastmath=FASTMATH, error_model="numpy", inline="always")
+def _dot4(v, u0, u1, u2, u3):
+    """The four dot products v·u0, v·u1, v·u2, v·u3: five loads for four multiply-adds per step."""
+    zero = v.dtype.type(0.0)
+    s0 = s1 = s2 = s3 = zero
+    for k in range(v.shape[0]):
+        s0 += v[k] * u0[k]
+        s1 += v[k] * u1[k]
+        s2 += v[k] * u2[k]
+        s3 += v[k] * u3[k]
+    return s0, s1, s2, s3
+
+
 @njit(fastmath=FASTMATH, error_model="numpy")
 def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
     """out[i, j] (+)= Σ_{c0 ≤ k < c1} L[i, k] R[j, k] for i in [i_beg, i_end), j in [j0, j1).
@@ -317,13 +344,7 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
                 out[i0 + 2, j + 1] = out[i0 + 2, j + 1] + t2 if add else t2
                 out[i0 + 3, j + 1] = out[i0 + 3, j + 1] + t3 if add else t3
             for j in range(j2, j1):  # an odd last row of R, or every row for short sums
-                w = R[j, c0:c1]
-                s0 = s1 = s2 = s3 = zero
-                for k in range(c1 - c0):
-                    s0 += w[k] * x0[k]
-                    s1 += w[k] * x1[k]
-                    s2 += w[k] * x2[k]
-                    s3 += w[k] * x3[k]
+                s0, s1, s2, s3 = _dot4(R[j, c0:c1], x0, x1, x2, x3)
                 out[i0, j] = out[i0, j] + s0 if add else s0
                 out[i0 + 1, j] = out[i0 + 1, j] + s1 if add else s1
                 out[i0 + 2, j] = out[i0 + 2, j] + s2 if add else s2
@@ -333,13 +354,7 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
             for i in range(i0, i_end):
                 x = L[i, c0:c1]
                 for j in range(j0, j4, BLOCK):  # five loads for four multiply-adds, not two for one
-                    w0, w1, w2, w3 = R[j, c0:c1], R[j + 1, c0:c1], R[j + 2, c0:c1], R[j + 3, c0:c1]
-                    s0 = s1 = s2 = s3 = zero
-                    for k in range(c1 - c0):
-                        s0 += w0[k] * x[k]
-                        s1 += w1[k] * x[k]
-                        s2 += w2[k] * x[k]
-                        s3 += w3[k] * x[k]
+                    s0, s1, s2, s3 = _dot4(x, R[j, c0:c1], R[j + 1, c0:c1], R[j + 2, c0:c1], R[j + 3, c0:c1])
                     out[i, j] = out[i, j] + s0 if add else s0
                     out[i, j + 1] = out[i, j + 1] + s1 if add else s1
                     out[i, j + 2] = out[i, j + 2] + s2 if add else s2
@@ -373,16 +388,6 @@ def _add_row(r, d, w):
     """r += d·w along one contiguous row."""
     for k in range(r.shape[0]):
         r[k] += d * w[k]
-
-
-@njit(error_model="numpy", inline="always")
-def _flat_rows(X, i0, i1):
-    """Rows i0..i1 of a C-ordered (n, width) array as one contiguous run, shape (1, m).
-
-    Elementwise work on a tile that spans whole rows runs over it at once: rows
-    of 4-32 numbers are too short for the vectorised f and f' one by one.
-    """
-    return X[i0:i1].reshape((1, (i1 - i0) * X.shape[1]))
 
 
 def layer_forward(W, b, A_in, Z, A_out, code, T):
@@ -433,11 +438,7 @@ def layer_forward(W, b, A_in, Z, A_out, code, T):
                 for j in range(j0, j1):
                     Z[i, j] += b[j]
         if code != _SOFTMAX:  # elementwise f: the tile activates what it owns
-            if j1 - j0 == n_out:  # whole rows: one contiguous run
-                m = (i_end - i_beg) * n_out
-                _activate(code, _flat_rows(Z, i_beg, i_end), _flat_rows(A_out, i_beg, i_end), 0, 1, 0, m)
-            else:
-                _activate(code, Z, A_out, i_beg, i_end, j0, j1)
+            _activate(code, Z, A_out, i_beg, i_end, j0, j1)
     if code == _SOFTMAX:  # needs whole rows; only ever the (narrow) output layer
         _activate(code, Z, A_out, 0, n, 0, n_out)
 
@@ -510,11 +511,7 @@ def layer_backward(W, D_next, Z, A, D, code, T):
                 w = W[j, k0:k1]
                 for i in range(i0, i1):
                     _add_row(D[i, k0:k1], D_next[i, j], w)
-        if m == n_in:  # f' is elementwise, so it applies tile by tile; whole rows as one run
-            Zf, Af, Df = _flat_rows(Z, i0, i1), _flat_rows(A, i0, i1), _flat_rows(D, i0, i1)
-            _times_derivative(code, Zf, Af, Df, 0, 1, 0, (i1 - i0) * n_in)
-        else:
-            _times_derivative(code, Z, A, D, i0, i1, k0, k1)
+        _times_derivative(code, Z, A, D, i0, i1, k0, k1)  # f' is elementwise, so it applies tile by tile
 
 
 @njit(error_model="numpy")
@@ -761,6 +758,21 @@ def _rows(buf, off, l, n, width):
     return buf[off[l] : off[l] + n * width].reshape((n, width))
 
 
+@njit(error_model="numpy", inline="always")
+def _layer_parallel(n, n_in, n_out):
+    """Whether a layer's kernels take their parallel variants, by the multiply-adds of its product."""
+    return n * n_in * n_out >= PARALLEL_MIN_WORK
+
+
+@njit(error_model="numpy", inline="always")
+def layers_parallel(sizes, n):
+    """Whether any layer kernel of a :func:`backprop` over ``n`` samples runs in parallel."""
+    for l in range(sizes.shape[0] - 1):
+        if _layer_parallel(n, sizes[l], sizes[l + 1]):
+            return True
+    return False
+
+
 @njit(error_model="numpy", cache=True, inline="always")
 def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, T):
     """Forward pass through every layer.
@@ -790,7 +802,7 @@ def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, T):
         A_in = _rows(A, a_off, l, n, sizes[l])
         Zl = _rows(Z, z_off, l, n, sizes[l + 1])
         A_out = _rows(A, a_off, l + 1, n, sizes[l + 1])
-        if n * sizes[l] * sizes[l + 1] >= PARALLEL_MIN_WORK:
+        if _layer_parallel(n, sizes[l], sizes[l + 1]):
             layer_forward_par(W, b, A_in, Zl, A_out, acts[l], T)
         else:
             layer_forward_ser(W, b, A_in, Zl, A_out, acts[l], T)
@@ -857,7 +869,7 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
         D_next = _rows(D, z_off, l, n, n_out)
         A_in = _rows(A, a_off, l, n, n_in)
         dW, db = _views(grad, w_off, b_off, sizes, l)
-        parallel = n * n_in * n_out >= PARALLEL_MIN_WORK
+        parallel = _layer_parallel(n, n_in, n_out)
         if parallel:
             layer_gradients_par(D_next, A_in, dW, db, T)
         else:

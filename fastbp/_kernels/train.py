@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .._config import PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK
+from .._config import PARALLEL_MIN_ELEMENTS
 from ..optim import ADAM_CODE, SGD_CODE
-from .core import _rows, backprop, compile_pair
+from .core import _rows, backprop, compile_pair, layers_parallel
 
 _SGD, _ADAM = SGD_CODE, ADAM_CODE
 
@@ -76,15 +76,6 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
 
 
 update_par, update_ser = compile_pair(update, fastmath=False)  # elementwise: exact IEEE arithmetic
-
-
-@njit(error_model="numpy", inline="always")
-def layers_parallel(sizes, n):
-    """Whether any layer kernel of a ``backprop`` over ``n`` samples runs in parallel."""
-    for l in range(sizes.shape[0] - 1):
-        if n * sizes[l] * sizes[l + 1] >= PARALLEL_MIN_WORK:
-            return True
-    return False
 
 
 @njit(error_model="numpy", inline="always")
