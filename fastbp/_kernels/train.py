@@ -86,7 +86,7 @@ def step_update(code, hyper, params, grad, decay, wd, s1, s2, step, spread):
     ones every parameter and gradient sits in the calling core's cache, and a
     parallel update would move half of them to the other core and back each
     step: the textbook network (23,860 parameters, batch 10) trained at 67-74
-    instead of 93-107 µs per step with its update serial.
+    instead of 93-127 µs per step with its update serial.
     """
     if spread and params.shape[0] >= PARALLEL_MIN_ELEMENTS:
         update_par(code, hyper, params, grad, decay, wd, s1, s2, step)
