@@ -8,12 +8,17 @@ for every dtype the same run also measures the machine's matrix-product peak
 as a fraction of what this machine can do.  The network is
 ``[784, width, width]``; one call computes the forward pass, δ^L, the δ
 recursion and every gradient into the preallocated workspace, the same work
-for both backends.  Figures are medians of 7 repeats.
+for both backends.  With ``--step train`` each figure is one training step
+instead: that pass plus the SGD update of the parameters, timed through the
+trainer's compiled epoch (or its NumPy twin) over several mini-batches, so
+that what one step leaves in the caches for the next counts too.  Figures
+are medians of 7 repeats.
 
 Usage::
 
     fastbp bench                                     # the full grid, every core
     fastbp bench --batches 1 32 --widths 32 128 --dtypes float64 float32 --csv out.csv --plot ratio.png
+    fastbp bench --step train                        # whole SGD steps, update included
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import time
 DEFAULT_BATCHES = (1, 10, 32, 128, 1024)
 DEFAULT_WIDTHS = (32, 128, 512, 1024)
 N_INPUT = 784
+#: Samples per timed call of a training step at small batches (``--step train``).
+TRAIN_SAMPLES = 64
 
 
 def flops(sizes: list[int], n: int) -> int:
@@ -94,7 +101,40 @@ def memory_budget(trainer, X, y, epochs: int = 1) -> dict[str, float]:
     return out
 
 
-def worker(backend: str, batches: list[int], widths: list[int], dtype: str, activation: str, min_time: float) -> None:
+def _backprop_timer(net, X, Y, backend: str):
+    """A call that runs one forward+backward pass over X; steps per call (1)."""
+    from fastbp.gradients import _prepare, _run
+
+    code, ws, m = _prepare(net, X, Y, "quadratic", backend)
+    return lambda: _run(net, code, ws, m, backend), 1
+
+
+def _train_timer(net, X, Y, backend: str):
+    """A call that runs training steps of ``len(X)`` samples; the number of steps per call.
+
+    Small batches get several steps per call (up to ``TRAIN_SAMPLES``
+    samples), so that Python's share of a call stays small and each step
+    starts from what the previous one left in the caches, as in ``fit``.
+    """
+    import numpy as np
+
+    import fastbp
+
+    n = X.shape[0]
+    steps = max(1, TRAIN_SAMPLES // n)
+    Xs, Ys = np.tile(X, (steps, 1)), np.tile(Y, (steps, 1))
+    # a small rate: thousands of repeated steps on random targets stay finite
+    tr = fastbp.Trainer(net, loss="quadratic", optimizer=fastbp.SGD(lr=1e-6), batch_size=n, backend=backend)
+    tr.fit(X, Y, epochs=1, shuffle=False)  # allocates the workspace and optimiser state
+    run = tr._epoch_loops if backend == "loops" else tr._epoch_vectorised
+    perm, hyper, norms = np.arange(n * steps), tr.optimizer.hyper(tr.optimizer.lr), np.zeros(0)
+    return lambda: run(Xs, Ys, perm, hyper, norms), steps
+
+
+def worker(
+    backend: str, batches: list[int], widths: list[int], dtype: str, activation: str, min_time: float,
+    step: str = "backprop",
+) -> None:  # fmt: skip
     """Time the grid for one backend (or the matmul peak) and print one JSON document."""
     import numpy as np
 
@@ -110,21 +150,21 @@ def worker(backend: str, batches: list[int], widths: list[int], dtype: str, acti
     import numba
 
     import fastbp
-    from fastbp.gradients import _prepare, _run
 
+    timer = _train_timer if step == "train" else _backprop_timer
     rows = []
     for width in widths:
         sizes = [N_INPUT, width, width]
-        net = fastbp.Network(sizes, activation=activation, output="identity", dtype=dtype, seed=0)
         rng = np.random.default_rng(0)
         for n in batches:
-            X = rng.normal(size=(n, N_INPUT))
-            Y = rng.normal(size=(n, width))
-            code, ws, m = _prepare(net, X, Y, "quadratic", backend)
-            sec = median_time(lambda: _run(net, code, ws, m, backend), min_time)  # noqa: B023
+            net = fastbp.Network(sizes, activation=activation, output="identity", dtype=dtype, seed=0)
+            X = rng.normal(size=(n, N_INPUT)).astype(dtype)
+            Y = rng.normal(size=(n, width)).astype(dtype)
+            fn, steps = timer(net, X, Y, backend)
+            sec = median_time(fn, min_time) / steps
             rows.append({"width": width, "batch": n, "ms": sec * 1e3, "gflops": flops(sizes, n) / sec / 1e9})
     info = {"threads": numba.get_num_threads(), "layer": numba.threading_layer()}
-    print(json.dumps({"backend": backend, **info, "rows": rows}))
+    print(json.dumps({"backend": backend, "step": step, **info, "rows": rows}))
 
 
 def run_backend(backend: str, args: argparse.Namespace, dtype: str) -> dict:
@@ -138,7 +178,7 @@ def run_backend(backend: str, args: argparse.Namespace, dtype: str) -> dict:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = blas
     cmd = [sys.executable, "-m", "fastbp.bench", "--worker", backend, "--dtypes", dtype,
-           "--activation", args.activation, "--min-time", str(args.min_time),
+           "--activation", args.activation, "--min-time", str(args.min_time), "--step", args.step,
            "--batches", *map(str, args.batches), "--widths", *map(str, args.widths)]  # fmt: skip
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -202,6 +242,12 @@ def plot(results: list[tuple[str, float, dict, dict]], path: str) -> bool:
     return True
 
 
+STEP_TEXT = {
+    "backprop": "one forward+backward per call",
+    "train": "one training step (forward, backward, SGD update) per figure",
+}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fastbp bench`` and of this module's own command line."""
     p.add_argument("--batches", type=int, nargs="+", default=list(DEFAULT_BATCHES))
@@ -210,6 +256,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--activation", default="relu")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--min-time", type=float, default=0.05, help="seconds per timing repeat")
+    p.add_argument("--step", choices=["backprop", "train"], default="backprop",
+                   help="what is timed: forward+backward (default), or a training step with its update")  # fmt: skip
     p.add_argument("--csv", metavar="FILE", help="also write the figures to a CSV file")
     p.add_argument("--plot", metavar="FILE", help="also draw the speed ratio against batch size to a PNG")
     p.add_argument("--worker", choices=["loops", "vectorised", "peak"], help=argparse.SUPPRESS)
@@ -218,7 +266,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> list[tuple[str, float, dict, dict]]:
     """Run the comparison described by parsed arguments; print and return the results."""
     if args.worker:
-        worker(args.worker, args.batches, args.widths, args.dtypes[0], args.activation, args.min_time)
+        worker(args.worker, args.batches, args.widths, args.dtypes[0], args.activation, args.min_time, args.step)
         return []
     if min(args.batches) < 1 or min(args.widths) < 1 or args.threads < 1 or not args.min_time > 0:
         raise ValueError("batches, widths and threads must be positive integers, and --min-time positive")
@@ -230,7 +278,7 @@ def run(args: argparse.Namespace) -> list[tuple[str, float, dict, dict]]:
         results.append((dtype, peak, loops, vec))
         print(
             f"\n## {dtype}: network [784, width, width], {args.activation} hidden, identity output, quadratic cost; "
-            f"one forward+backward per call, median of 7 repeats"
+            f"{STEP_TEXT[args.step]}, median of 7 repeats"
         )
         print(
             f"loops: {loops['threads']} numba threads, threading layer {loops['layer']}; "

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SMOKE = textwrap.dedent(
@@ -83,6 +85,38 @@ def test_mathfn_script_times_every_function():
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith("| float32 |")]
     assert [r.split("|")[2].strip() for r in rows] == ["exp", "sigmoid", "tanh", "log", "log1p"]
+
+
+@pytest.mark.parametrize("backend", ["loops", "vectorised"])
+def test_train_step_timer_runs_whole_sgd_steps(backend):
+    """``fastbp bench --step train`` times what ``fit`` does: every step of every call, update included."""
+    import numpy as np
+
+    import fastbp
+    from fastbp import bench
+
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(4, 5)), rng.normal(size=(4, 3))
+    net = fastbp.Network([5, 6, 3], activation="tanh", seed=0)
+    ref = net.copy()
+    fn, steps = bench._train_timer(net, X, Y, backend)  # one warm-up step, on X
+    assert steps == bench.TRAIN_SAMPLES // 4
+    fn()
+    fn()
+    # the same steps through fit: one on X, then two calls of `steps` steps each
+    tr = fastbp.Trainer(ref, loss="quadratic", optimizer=fastbp.SGD(lr=1e-6), batch_size=4, backend=backend)
+    tr.fit(np.tile(X, (1 + 2 * steps, 1)), np.tile(Y, (1 + 2 * steps, 1)), epochs=1, shuffle=False)
+    np.testing.assert_array_equal(net.params, ref.params)  # the same kernels in the same order
+    assert not np.array_equal(net.params, fastbp.Network([5, 6, 3], activation="tanh", seed=0).params)
+
+
+def test_thread_scaling_script_times_both_steps():
+    cmd = [sys.executable, "scripts/thread_scaling.py", "--rounds", "1", "--widths", "8", "--batches", "2",
+           "--min-time", "0.001"]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "one forward+backward per call" in out.stdout and "one training step" in out.stdout
+    assert out.stdout.count("| 8 | 2 | serial |") == 2 and out.stdout.count("slower with 2 threads: ") == 2
 
 
 def test_calibration_script_recommends_thresholds():

@@ -112,6 +112,12 @@ def test_bench_small_grid(tmp_path):
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_bench_train_step_grid():
+    res = fastbp_cli("bench", "--step", "train", "--batches", "1", "4", "--widths", "8", "--min-time", "0.001")
+    assert res.returncode == 0, res.stderr
+    assert "one training step (forward, backward, SGD update)" in res.stdout and res.stdout.count("| 8 |") == 2
+
+
 @pytest.mark.parametrize(
     "args",
     [
