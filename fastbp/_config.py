@@ -11,7 +11,8 @@ The values below come from ``python scripts/calibrate_dispatch.py`` on the
 2-core CI machine (2 numba threads, omp): it times both variants of every
 kernel over a grid of shapes and picks the power of two that loses least
 against the faster variant; two runs recommended 2^18 and 2^18 for the layer
-kernels, 2^12 and 2^14 for the update.  ``--write`` stores a new calibration here.
+kernels, 2^12 and 2^14 for the update alone, and 2^15 and 2^15 for the update
+inside a training step.  ``--write`` stores a new calibration here.
 """
 
 #: Multiply-adds of one layer's product (n · n_in · n_out) from which the
@@ -21,3 +22,10 @@ PARALLEL_MIN_WORK = 1 << 18
 #: Elements from which the elementwise kernels (output error, optimiser
 #: update) run in parallel.
 PARALLEL_MIN_ELEMENTS = 1 << 14
+
+#: Parameters from which the optimiser update runs in parallel, when the
+#: step's layer kernels did.  Measured inside whole training steps: after the
+#: layer kernels, θ and ∂C/∂θ lie split between the cores' caches by those
+#: kernels' partition, not the update's halves, so a parallel update repays
+#: its cross-core traffic only from larger networks than when timed alone.
+PARALLEL_MIN_PARAMS = 1 << 15

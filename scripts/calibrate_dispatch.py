@@ -2,12 +2,20 @@
 
 Every layer kernel is compiled twice with the same loops (``compile_pair`` in
 ``fastbp/_kernels/core.py``); the drivers run the parallel one from
-``PARALLEL_MIN_WORK`` multiply-adds (layer kernels) or ``PARALLEL_MIN_ELEMENTS``
-elements (the optimiser update) on, both in ``fastbp/_config.py``.  This script
-times both variants over a range of work sizes in this process (numba threads:
+``PARALLEL_MIN_WORK`` multiply-adds (layer kernels), ``PARALLEL_MIN_ELEMENTS``
+elements (elementwise kernels: the output error) or, inside a training step
+whose layer kernels ran in parallel, ``PARALLEL_MIN_PARAMS`` parameters (the
+optimiser update), all in ``fastbp/_config.py``.  This script times both
+variants over a range of work sizes in this process (numba threads:
 ``NUMBA_NUM_THREADS``, default every core), prints where the parallel one wins,
 and recommends the power-of-two thresholds that lose least, shape by shape,
 against the faster variant (geometric mean of the slowdown over the grid).
+
+The update is timed twice: alone (each thread's half of the buffers stays in
+its cache from call to call; this stands for the elementwise kernels), and as
+the second half of a training step, after ``backprop`` of a network
+[784, w, w] whose layers run in parallel (how ``train_epoch`` calls it: the
+layer kernels leave θ and ∂C/∂θ split between the caches their own way).
 
 Usage::
 
@@ -19,14 +27,17 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 from pathlib import Path
 
 import numba
 import numpy as np
 
+import fastbp
 from fastbp._kernels import core, train
-from fastbp.bench import median_time
+from fastbp.bench import N_INPUT, median_time
+from fastbp.gradients import _prepare
 
 CONFIG = Path(__file__).resolve().parents[1] / "fastbp" / "_config.py"
 
@@ -69,6 +80,33 @@ def update_rows(sizes, min_time):
     return rows
 
 
+def step_rows(widths, batches, min_time):
+    """(update in a step, parameters, serial s, parallel s): backprop, then SGD's or Adam's update."""
+    rows = []
+    for w in widths:
+        net = fastbp.Network([N_INPUT, w, w], activation="relu", output="identity", seed=0)
+        rng = np.random.default_rng(0)
+        zeros = [np.zeros_like(net.params) for _ in range(3)]  # decay (none), s1, s2
+        for n in batches:
+            code, ws, m = _prepare(net, rng.normal(size=(n, N_INPUT)), rng.normal(size=(n, w)), "quadratic", "loops")
+            if not core.layers_parallel(net._sizes, m):
+                continue  # train_epoch would run this update serially anyway
+            bp = (net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off, ws.Z, ws.z_off, m, code,
+                  ws.Y[:m], ws.D, ws.grad, ws.costs, ws.T)  # fmt: skip
+            for opt in (fastbp.SGD(lr=1e-6), fastbp.Adam(lr=1e-6)):
+                up = (opt.code, opt.hyper(opt.lr), net.params, ws.grad, zeros[0], 0.0, zeros[1], zeros[2], 1)
+
+                def step(v, up=up, bp=bp):
+                    core.backprop(*bp)
+                    getattr(train, f"update_{v}")(*up)
+
+                ser = median_time(lambda s=step: s("ser"), min_time)
+                par = median_time(lambda s=step: s("par"), min_time)
+                rows.append((f"step: backprop + update ({type(opt).__name__.lower()}), batch {n}", net.params.size,
+                             ser, par))  # fmt: skip
+    return rows
+
+
 def threshold(rows) -> int:
     """The power-of-two threshold that loses least against the better variant, shape by shape.
 
@@ -92,6 +130,9 @@ def main() -> None:
     p.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
     p.add_argument("--sizes", type=int, nargs="+", default=[1 << k for k in range(10, 22, 2)],
                    help="flat buffer lengths for the update kernel")  # fmt: skip
+    p.add_argument("--step-widths", type=int, nargs="+", default=[16, 24, 32, 48, 64, 96, 128, 256],
+                   help="widths w of the networks [784, w, w] for the update inside a training step")  # fmt: skip
+    p.add_argument("--step-batches", type=int, nargs="+", default=[32, 128])
     p.add_argument("--min-time", type=float, default=0.02)
     p.add_argument("--write", action="store_true", help="store the recommended thresholds in fastbp/_config.py")
     args = p.parse_args()
@@ -100,19 +141,22 @@ def main() -> None:
     layers = layer_rows(args.widths, args.batches, args.min_time)
     print(numba.threading_layer())
     updates = update_rows(args.sizes, args.min_time)
+    steps = step_rows(args.step_widths, args.step_batches, args.min_time)
     print("\n| kernel | work | serial µs | parallel µs | parallel faster |\n|---|---:|---:|---:|---|")
-    for name, work, ser, par in sorted(layers + updates, key=lambda r: (r[0], r[1])):
+    for name, work, ser, par in sorted(layers + updates + steps, key=lambda r: (r[0], r[1])):
         print(f"| {name} | {work} | {ser * 1e6:.1f} | {par * 1e6:.1f} | {'yes' if par < ser else 'no'} |")
-    work, elements = threshold(layers), threshold(updates)
-    print(f"\nrecommended: PARALLEL_MIN_WORK = {work} (2^{int(math.log2(work))}), "
-          f"PARALLEL_MIN_ELEMENTS = {elements} (2^{int(math.log2(elements))})")  # fmt: skip
+    cuts = {"PARALLEL_MIN_WORK": threshold(layers), "PARALLEL_MIN_ELEMENTS": threshold(updates),
+            "PARALLEL_MIN_PARAMS": threshold(steps)}  # fmt: skip
+    print("\nrecommended: " + ", ".join(f"{k} = {v} (2^{int(math.log2(v))})" for k, v in cuts.items()))
     if args.write:
         text = CONFIG.read_text()
-        text = re.sub(r"^PARALLEL_MIN_WORK = .*$", f"PARALLEL_MIN_WORK = 1 << {int(math.log2(work))}", text, flags=re.M)
-        text = re.sub(r"^PARALLEL_MIN_ELEMENTS = .*$", f"PARALLEL_MIN_ELEMENTS = 1 << {int(math.log2(elements))}",
-                      text, flags=re.M)  # fmt: skip
+        for name, cut in cuts.items():
+            text = re.sub(rf"^{name} = .*$", f"{name} = 1 << {int(math.log2(cut))}", text, flags=re.M)
         CONFIG.write_text(text)
-        print(f"written to {CONFIG}")
+        # Numba's cache checks only each kernel file's own time stamp, and the thresholds are compiled in
+        for path in (core.__file__, train.__file__):
+            os.utime(path)
+        print(f"written to {CONFIG}; the kernel files touched so that cached kernels recompile")
 
 
 if __name__ == "__main__":

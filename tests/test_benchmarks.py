@@ -131,11 +131,13 @@ def test_calibration_script_recommends_thresholds():
     assert cal.threshold([("k", 1 << 10, 1.0, 2.0)]) == 1 << 30  # never faster: always serial
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "calibrate_dispatch.py"), "--widths", "16", "--batches", "1", "64",
-         "--sizes", "1024", "65536", "--min-time", "0.001"],
+         "--sizes", "1024", "65536", "--step-widths", "16", "--step-batches", "32", "--min-time", "0.001"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "recommended: PARALLEL_MIN_WORK = " in out.stdout and "| layer_forward |" in out.stdout
+    assert "PARALLEL_MIN_PARAMS = " in out.stdout
+    assert "| step: backprop + update (adam), batch 32 | 12832 |" in out.stdout  # [784, 16, 16]
 
 
 def test_fit_allocates_little_beyond_its_budget():

@@ -211,3 +211,12 @@ def test_update_runs_in_parallel_only_after_parallel_layer_kernels():
     k = PARALLEL_MIN_WORK // 64
     assert layers_parallel(np.array([2, 8, 8, k]), 8)  # 8 · 8 · k = PARALLEL_MIN_WORK
     assert not layers_parallel(np.array([2, 8, 8, k - 1]), 8)
+
+
+def test_update_threshold_counts_parameters_after_parallel_layers():
+    from fastbp._config import PARALLEL_MIN_PARAMS
+    from fastbp._kernels.train import update_parallel
+
+    assert update_parallel(True, PARALLEL_MIN_PARAMS)
+    assert not update_parallel(True, PARALLEL_MIN_PARAMS - 1)
+    assert not update_parallel(False, 1 << 30)  # serial layer kernels: serial update, however large

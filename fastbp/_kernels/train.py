@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .._config import PARALLEL_MIN_ELEMENTS
+from .._config import PARALLEL_MIN_PARAMS
 from ..optim import ADAM_CODE, SGD_CODE
 from .core import _rows, backprop, compile_pair, layers_parallel
 
@@ -79,16 +79,23 @@ update_par, update_ser = compile_pair(update, fastmath=False)  # elementwise: ex
 
 
 @njit(error_model="numpy", inline="always")
-def step_update(code, hyper, params, grad, decay, wd, s1, s2, step, spread):
-    """:func:`update`, in parallel when the buffer is large and ``spread`` is true.
+def update_parallel(spread, n_params):
+    """Whether a training step's update takes its parallel variant.
 
     ``spread`` says the step's layer kernels ran in parallel.  After serial
     ones every parameter and gradient sits in the calling core's cache, and a
     parallel update would move half of them to the other core and back each
     step: the textbook network (23,860 parameters, batch 10) trained at 67-74
-    instead of 93-127 µs per step with its update serial.
+    instead of 93-127 µs per step with its update serial.  After parallel
+    ones, from ``PARALLEL_MIN_PARAMS`` parameters (calibrated inside steps).
     """
-    if spread and params.shape[0] >= PARALLEL_MIN_ELEMENTS:
+    return spread and n_params >= PARALLEL_MIN_PARAMS
+
+
+@njit(error_model="numpy", inline="always")
+def step_update(code, hyper, params, grad, decay, wd, s1, s2, step, spread):
+    """:func:`update`, serial or parallel as :func:`update_parallel` says."""
+    if update_parallel(spread, params.shape[0]):
         update_par(code, hyper, params, grad, decay, wd, s1, s2, step)
     else:
         update_ser(code, hyper, params, grad, decay, wd, s1, s2, step)
