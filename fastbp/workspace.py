@@ -67,7 +67,8 @@ class Workspace:
         self.scratch: NDArray = np.zeros(capacity * int(widths[1:].max()), dtype=self.dtype)
         pairs = range(len(widths) - 1)
         theta_t = [int(widths[l] * widths[l + 1]) for l in pairs if l > 0]  # θ^T of the δ recursion
-        theta_t += [forward_scratch(int(widths[l]), int(widths[l + 1])) for l in pairs]  # ... of a few inputs
+        size = self.dtype.itemsize
+        theta_t += [forward_scratch(int(widths[l]), int(widths[l + 1]), size) for l in pairs]  # ... of a few inputs
         # (a^l)^T and (δ^{l+1})^T, or the chunks' partial sums of narrow layers
         acts_t = [gradient_scratch(capacity, int(widths[l]), int(widths[l + 1])) for l in pairs]
         self.T: NDArray = np.zeros(max(theta_t + acts_t), dtype=self.dtype)

@@ -117,12 +117,18 @@ def test_narrow_layers_with_many_samples(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_few_inputs_forward_in_parallel(dtype):
-    """Layers with at most ROWS_MAX_IN inputs sum rows of θ^T; enough samples for the parallel variant."""
+@pytest.mark.parametrize("wide", [False, True])
+def test_few_inputs_forward_in_parallel(dtype, wide):
+    """Layers with few inputs sum rows of θ^T, four per pass; enough samples for the parallel variant."""
     from fastbp._config import PARALLEL_MIN_WORK
     from fastbp._kernels import core
 
-    sizes = [core.ROWS_MAX_IN, 40, core.ROWS_MAX_IN - 3, 3]  # the first and the last layer take the rows form
+    # the first and the last layer take the rows form: at most ROWS_MAX_IN inputs, or up to
+    # ROWS_WIDE_MAX_BYTES of them into ROWS_WIDE_MIN_OUT neurons or more (passes of four + one row)
+    size = np.dtype(dtype).itemsize
+    first = [core.ROWS_WIDE_MAX_BYTES // size - 3, core.ROWS_WIDE_MIN_OUT + 5] if wide else [core.ROWS_MAX_IN, 40]
+    sizes = [*first, core.ROWS_MAX_IN - 3, 3]
+    assert core._rows_form.py_func(sizes[0], sizes[1], size) and not core._rows_form.py_func(sizes[1], sizes[2], size)
     n = PARALLEL_MIN_WORK // (sizes[0] * sizes[1]) + core.TILE_SAMPLES + 5  # a partial last tile
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
     _assert_matches_naive(net, X, Y, "cross_entropy", TOL[dtype] * 10)
