@@ -124,9 +124,10 @@ def test_few_inputs_forward_in_parallel(dtype, wide):
     from fastbp._kernels import core
 
     # the first and the last layer take the rows form: at most ROWS_MAX_IN inputs, or up to
-    # ROWS_WIDE_MAX_BYTES of them into ROWS_WIDE_MIN_OUT neurons or more (passes of four + one row)
+    # ROWS_WIDE_MAX_BYTES of them into ROWS_WIDE_MIN_OUT neurons or more; 30 or 14 inputs end
+    # in a pass of two inputs and two zero rows
     size = np.dtype(dtype).itemsize
-    first = [core.ROWS_WIDE_MAX_BYTES // size - 3, core.ROWS_WIDE_MIN_OUT + 5] if wide else [core.ROWS_MAX_IN, 40]
+    first = [core.ROWS_WIDE_MAX_BYTES // size - 2, core.ROWS_WIDE_MIN_OUT + 5] if wide else [core.ROWS_MAX_IN, 40]
     sizes = [*first, core.ROWS_MAX_IN - 3, 3]
     assert core._rows_form.py_func(sizes[0], sizes[1], size) and not core._rows_form.py_func(sizes[1], sizes[2], size)
     n = PARALLEL_MIN_WORK // (sizes[0] * sizes[1]) + core.TILE_SAMPLES + 5  # a partial last tile

@@ -175,7 +175,8 @@ def test_serial_and_parallel_variants_give_the_same_bits(dtype, n, n_in, n_out):
     outs = []
     for variant in ("par", "ser"):
         Z, A_out = np.zeros((n, n_out), dtype), np.zeros((n, n_out), dtype)
-        getattr(core, f"layer_forward_{variant}")(W, b, A_in, Z, A_out, 2, np.zeros(n_in * n_out, dtype))
+        T_fwd = np.zeros(core.forward_scratch(n_in, n_out, np.dtype(dtype).itemsize), dtype)
+        getattr(core, f"layer_forward_{variant}")(W, b, A_in, Z, A_out, 2, T_fwd)
         D_in = np.zeros((n, n_in), dtype)
         T = np.zeros((n_in, n_out), dtype)
         getattr(core, f"layer_backward_{variant}")(W, D_next, A_in, np.tanh(A_in), D_in, 2, T)

@@ -297,7 +297,7 @@ def _rows_form(n_in, n_out, itemsize):
 def forward_scratch(n_in: int, n_out: int, itemsize: int) -> int:
     """Length of ``T`` :func:`layer_forward` needs for a layer n_in → n_out (θ^T, for few inputs)."""
     # .py_func: the same rule, without compiling anything when a workspace is made
-    return n_in * n_out if _rows_form.py_func(n_in, n_out, itemsize) else 0
+    return (n_in + 3) // 4 * 4 * n_out if _rows_form.py_func(n_in, n_out, itemsize) else 0
 
 
 def gradient_scratch(n: int, n_in: int, n_out: int) -> int:
@@ -408,6 +408,12 @@ def _add_row(r, d, w):
         r[k] += d * w[k]
 
 
+@njit(error_model="numpy", inline="always")
+def _input(a, k):
+    """a[k], or 0 past the last input (0 × a zero row of the padded θ^T: no NaN from an infinite a)."""
+    return a[k] if k < a.shape[0] else a.dtype.type(0.0)
+
+
 def layer_forward(W, b, A_in, Z, A_out, code, T):
     """z = θa + b and a' = f(z) for every sample.
 
@@ -432,11 +438,13 @@ def layer_forward(W, b, A_in, Z, A_out, code, T):
     n, n_in = A_in.shape
     n_out = W.shape[0]
     rows = _rows_form(n_in, n_out, A_in.itemsize)
-    k_t = n_in if rows else 0  # T holds θ^T only for few inputs (forward_scratch)
+    k_t = (n_in + 3) // 4 * 4 if rows else 0  # T holds θ^T only for few inputs (forward_scratch)
     WT = T[: k_t * n_out].reshape((k_t, n_out))
     if rows:
-        _transpose(W, WT)
-    k4 = n_in - n_in % 4
+        _transpose(W, WT[:n_in])
+        for k in range(n_in, k_t):  # up to three zero rows, so that every pass takes four
+            for j in range(n_out):  # (loops: a slice assignment would be a second parfor)
+                WT[k, j] = 0.0
     tile_n = max(BLOCK, min(TILE_SAMPLES, ROWS_TILE_ELEMENTS // n_out)) if rows else TILE_SAMPLES
     n_ti = (n + tile_n - 1) // tile_n
     n_tj = 1 if rows else (n_out + TILE_UNITS - 1) // TILE_UNITS  # rows: a tile spans every neuron
@@ -449,10 +457,9 @@ def layer_forward(W, b, A_in, Z, A_out, code, T):
                 z, a = Z[i], A_in[i]
                 for j in range(n_out):
                     z[j] = b[j]
-                for k in range(0, k4, 4):  # one pass over z per four rows of θ^T
-                    _add_rows(z, a[k], a[k + 1], a[k + 2], a[k + 3], WT[k], WT[k + 1], WT[k + 2], WT[k + 3])
-                for k in range(k4, n_in):
-                    _add_row(z, a[k], WT[k])
+                for k in range(0, n_in, 4):  # one pass over z per four rows of θ^T
+                    _add_rows(z, a[k], _input(a, k + 1), _input(a, k + 2), _input(a, k + 3),
+                              WT[k], WT[k + 1], WT[k + 2], WT[k + 3])  # fmt: skip
         else:
             for c0 in range(0, n_in, K_CHUNK):
                 _dot_block(A_in, W, Z, i_beg, i_end, j0, j1, c0, min(c0 + K_CHUNK, n_in), c0 > 0)
