@@ -19,8 +19,8 @@ inside a training step.  ``--write`` stores a new calibration here.
 #: forward, δ and gradient kernels run in parallel.
 PARALLEL_MIN_WORK = 1 << 18
 
-#: Elements from which the elementwise kernels (output error, optimiser
-#: update) run in parallel.
+#: Elements from which the output error (elementwise) runs in parallel;
+#: calibrated on the optimiser update timed alone, a loop of the same kind.
 PARALLEL_MIN_ELEMENTS = 1 << 14
 
 #: Parameters from which the optimiser update runs in parallel, when the
