@@ -256,7 +256,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--activation", default="relu")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--min-time", type=float, default=0.05, help="seconds per timing repeat")
-    p.add_argument("--step", choices=["backprop", "train"], default="backprop",
+    p.add_argument("--step", choices=list(STEP_TEXT), default="backprop",
                    help="what is timed: forward+backward (default), or a training step with its update")  # fmt: skip
     p.add_argument("--csv", metavar="FILE", help="also write the figures to a CSV file")
     p.add_argument("--plot", metavar="FILE", help="also draw the speed ratio against batch size to a PNG")

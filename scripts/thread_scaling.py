@@ -26,21 +26,23 @@ import argparse
 import numpy as np
 
 from fastbp import bench
-from fastbp._config import PARALLEL_MIN_ELEMENTS
-from fastbp._kernels.core import layers_parallel
+from fastbp._kernels.core import layers_parallel, output_parallel
 
 
 def runs_parallel(width: int, n: int) -> bool:
-    """Whether any kernel of a step over ``n`` samples takes its parallel variant (``core``'s rules)."""
+    """Whether any kernel of a step over ``n`` samples takes its parallel variant (``core``'s rules).
+
+    The update runs in parallel only after parallel layer kernels, so it adds no case.
+    """
     sizes = np.array([bench.N_INPUT, width, width], dtype=np.int64)
-    return bool(layers_parallel(sizes, n)) or n * width >= PARALLEL_MIN_ELEMENTS
+    return bool(layers_parallel(sizes, n) or output_parallel(n, width))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     bench.add_arguments(p)
     p.add_argument("--rounds", type=int, default=2, help="alternations of the 1- and 2-thread runs (default 2)")
-    p.add_argument("--steps", nargs="+", choices=["backprop", "train"], default=["backprop", "train"])
+    p.add_argument("--steps", nargs="+", choices=list(bench.STEP_TEXT), default=list(bench.STEP_TEXT))
     args = p.parse_args()
     for dtype in args.dtypes:
         for step in args.steps:

@@ -129,7 +129,8 @@ def test_few_inputs_forward_in_parallel(dtype, wide):
     size = np.dtype(dtype).itemsize
     first = [core.ROWS_WIDE_MAX_BYTES // size - 2, core.ROWS_WIDE_MIN_OUT + 5] if wide else [core.ROWS_MAX_IN, 40]
     sizes = [*first, core.ROWS_MAX_IN - 3, 3]
-    assert core._rows_form.py_func(sizes[0], sizes[1], size) and not core._rows_form.py_func(sizes[1], sizes[2], size)
+    packed = core._packed_rows.py_func
+    assert packed(sizes[0], sizes[1], size) > 0 and packed(sizes[1], sizes[2], size) == 0
     n = PARALLEL_MIN_WORK // (sizes[0] * sizes[1]) + core.TILE_SAMPLES + 5  # a partial last tile
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
     _assert_matches_naive(net, X, Y, "cross_entropy", TOL[dtype] * 10)

@@ -153,7 +153,7 @@ def test_returned_arrays_are_owned(backend):
 
 # each side of GRAD_DOT_MIN and DELTA_DOT_MIN (300 -> 270: past K_CHUNK and GRAD_DOT_WIDTH);
 # a narrow layer past NARROW_CHUNK, with a partial last chunk; few inputs (ROWS_MAX_IN), and
-# 13 inputs into many neurons (the wide rows form, with a remainder row)
+# 13 inputs into many neurons (the wide rows form; its last pass has three zero rows of θ^T)
 SHAPES = [(13, 300, 270), (45, 300, 270), (133, 300, 270), (600, 12, 20), (600, 5, 40), (600, 13, 37)]
 
 

@@ -289,15 +289,16 @@ def _chunk_length(n_in, n_out):
 
 
 @njit
-def _rows_form(n_in, n_out, itemsize):
-    """Whether :func:`layer_forward` sums rows of θ^T (few inputs) rather than dot products."""
-    return n_in <= ROWS_MAX_IN or (n_in * itemsize <= ROWS_WIDE_MAX_BYTES and n_out >= ROWS_WIDE_MIN_OUT)
+def _packed_rows(n_in, n_out, itemsize):
+    """Rows of θ^T that :func:`layer_forward` packs: 0 for dot products, else n_in rounded up to four."""
+    rows = n_in <= ROWS_MAX_IN or (n_in * itemsize <= ROWS_WIDE_MAX_BYTES and n_out >= ROWS_WIDE_MIN_OUT)
+    return (n_in + 3) // 4 * 4 if rows else 0
 
 
 def forward_scratch(n_in: int, n_out: int, itemsize: int) -> int:
     """Length of ``T`` :func:`layer_forward` needs for a layer n_in → n_out (θ^T, for few inputs)."""
     # .py_func: the same rule, without compiling anything when a workspace is made
-    return (n_in + 3) // 4 * 4 * n_out if _rows_form.py_func(n_in, n_out, itemsize) else 0
+    return _packed_rows.py_func(n_in, n_out, itemsize) * n_out
 
 
 def gradient_scratch(n: int, n_in: int, n_out: int) -> int:
@@ -419,7 +420,7 @@ def layer_forward(W, b, A_in, Z, A_out, code, T):
 
     Each z is a dot product of a row of θ with a row of a (:func:`_dot_block`),
     summed over chunks of ``K_CHUNK`` inputs so the rows in use stay in L1.
-    With few inputs (``_rows_form``), θ^T is packed into ``T`` first and
+    With few inputs (``_packed_rows``), θ^T is packed into ``T`` first and
     each row of z is b plus a sum of rows of θ^T weighted by the sample's
     inputs, along the contiguous neurons, four rows per pass.
 
@@ -437,8 +438,8 @@ def layer_forward(W, b, A_in, Z, A_out, code, T):
     """
     n, n_in = A_in.shape
     n_out = W.shape[0]
-    rows = _rows_form(n_in, n_out, A_in.itemsize)
-    k_t = (n_in + 3) // 4 * 4 if rows else 0  # T holds θ^T only for few inputs (forward_scratch)
+    k_t = _packed_rows(n_in, n_out, A_in.itemsize)  # T holds θ^T only for few inputs (forward_scratch)
+    rows = k_t > 0
     WT = T[: k_t * n_out].reshape((k_t, n_out))
     if rows:
         _transpose(W, WT[:n_in])
@@ -764,8 +765,14 @@ output_delta_par, output_delta_ser = compile_pair(output_delta)
 
 
 @njit(error_model="numpy", inline="always")
+def output_parallel(n, n_out):
+    """Whether the output error of ``n`` samples × ``n_out`` outputs runs in parallel."""
+    return n * n_out >= PARALLEL_MIN_ELEMENTS
+
+
+@njit(error_model="numpy", inline="always")
 def _output_delta(loss, code, Z, A, Y, D, costs):
-    if Z.shape[0] * Z.shape[1] >= PARALLEL_MIN_ELEMENTS:
+    if output_parallel(Z.shape[0], Z.shape[1]):
         output_delta_par(loss, code, Z, A, Y, D, costs)
     else:
         output_delta_ser(loss, code, Z, A, Y, D, costs)
