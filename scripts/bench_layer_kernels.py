@@ -41,13 +41,13 @@ def kernels(dt: type, n: int, ni: int, no: int) -> dict:
     relu = 3
 
     def forward(v: str) -> None:
-        getattr(core, f"layer_forward_{v}")(W, b, A, Z, A_out, relu, T)
+        core.layer_forward(W, b, A, Z, A_out, relu, T, v == "par")
 
     def delta(v: str) -> None:
-        getattr(core, f"layer_backward_{v}")(W, D_next, A, A, D, relu, WT)
+        core.layer_backward(W, D_next, A, A, D, relu, WT, v == "par")
 
     def gradients(v: str) -> None:
-        getattr(core, f"layer_gradients_{v}")(D_next, A, dW, db, T)
+        core.layer_gradients(D_next, A, dW, db, T, v == "par")
 
     return {"forward": forward, "delta": delta, "gradients": gradients}
 

@@ -1,7 +1,7 @@
 """Measure where each kernel's parallel variant starts to beat its serial twin.
 
-Every layer kernel is compiled twice with the same loops (``compile_pair`` in
-``fastbp/_kernels/core.py``); the drivers run the parallel one from
+Every kernel runs the same compiled tile loops serially or over the threads
+(``tiled`` in ``fastbp/_kernels/core.py``); the drivers run them in parallel from
 ``PARALLEL_MIN_WORK`` multiply-adds (layer kernels), ``PARALLEL_MIN_ELEMENTS``
 elements (elementwise kernels: the output error) or, inside a training step
 whose layer kernels ran in parallel, ``PARALLEL_MIN_PARAMS`` parameters (the
@@ -55,9 +55,9 @@ def layer_rows(widths, batches, min_time):
                                     np.zeros((w, w)), np.zeros(w))  # fmt: skip
             T, TG = np.zeros((w, w)), np.zeros(2 * n * w)  # θ^T (δ, and the forward pass of few inputs); a^T, δ^T
             cases = {
-                "layer_forward": lambda v: getattr(core, f"layer_forward_{v}")(W, b, A, Z, A2, 3, T.reshape(-1)),  # noqa: B023
-                "layer_backward": lambda v: getattr(core, f"layer_backward_{v}")(W, D, A, A, D2, 3, T),  # noqa: B023
-                "layer_gradients": lambda v: getattr(core, f"layer_gradients_{v}")(D, A, dW, db, TG),  # noqa: B023
+                "layer_forward": lambda v: core.layer_forward(W, b, A, Z, A2, 3, T.reshape(-1), v == "par"),  # noqa: B023
+                "layer_backward": lambda v: core.layer_backward(W, D, A, A, D2, 3, T, v == "par"),  # noqa: B023
+                "layer_gradients": lambda v: core.layer_gradients(D, A, dW, db, TG, v == "par"),  # noqa: B023
             }
             for name, call in cases.items():
                 ser = median_time(lambda c=call: c("ser"), min_time)
@@ -74,8 +74,8 @@ def update_rows(sizes, min_time):
         p, g, s1 = rng.normal(size=m), rng.normal(size=m), np.zeros(m)
         s2, decay = np.zeros(m), np.ones(m)
         args = (1, hyper, p, g, decay, 0.0, s1, s2, 1)
-        ser = median_time(lambda a=args: train.update_ser(*a), min_time)
-        par = median_time(lambda a=args: train.update_par(*a), min_time)
+        ser = median_time(lambda a=args: train.update(*a, False), min_time)
+        par = median_time(lambda a=args: train.update(*a, True), min_time)
         rows.append(("update (adam)", m, ser, par))
     return rows
 
@@ -98,7 +98,7 @@ def step_rows(widths, batches, min_time):
 
                 def step(v, up=up, bp=bp):
                     core.backprop(*bp)
-                    getattr(train, f"update_{v}")(*up)
+                    train.update(*up, v == "par")
 
                 ser = median_time(lambda s=step: s("ser"), min_time)
                 par = median_time(lambda s=step: s("par"), min_time)

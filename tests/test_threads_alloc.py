@@ -160,7 +160,7 @@ SHAPES = [(13, 300, 270), (45, 300, 270), (133, 300, 270), (600, 12, 20), (600, 
 @pytest.mark.parametrize(("n", "n_in", "n_out"), SHAPES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_serial_and_parallel_variants_give_the_same_bits(dtype, n, n_in, n_out):
-    """Each kernel is compiled twice with the same loops; the drivers may pick either."""
+    """Each kernel runs its tiles serially or over the threads; the drivers may pick either."""
     from fastbp._kernels import core, train
 
     rng = np.random.default_rng(0)
@@ -169,34 +169,37 @@ def test_serial_and_parallel_variants_give_the_same_bits(dtype, n, n_in, n_out):
     A_in = rng.normal(size=(n, n_in)).astype(dtype)
     D_next = rng.normal(size=(n, n_out)).astype(dtype)
     Y = rng.random(size=(n, n_out)).astype(dtype)
-    p0, g0, m0 = (rng.normal(size=500).astype(dtype) for _ in range(3))
-    v0 = np.abs(rng.normal(size=500)).astype(dtype)
+    n_params = 3 * train.UPDATE_CHUNK + 500  # several chunks, the last one partial
+    p0, g0, m0 = (rng.normal(size=n_params).astype(dtype) for _ in range(3))
+    v0 = np.abs(rng.normal(size=n_params)).astype(dtype)
     hyper = np.array([0.01, 0.9, 0.999, 1e-8, 0.0])
     outs = []
-    for variant in ("par", "ser"):
+    for parallel in (True, False):
         Z, A_out = np.zeros((n, n_out), dtype), np.zeros((n, n_out), dtype)
         T_fwd = np.zeros(core.forward_scratch(n_in, n_out, np.dtype(dtype).itemsize), dtype)
-        getattr(core, f"layer_forward_{variant}")(W, b, A_in, Z, A_out, 2, T_fwd)
+        core.layer_forward(W, b, A_in, Z, A_out, 2, T_fwd, parallel)
         D_in = np.zeros((n, n_in), dtype)
         T = np.zeros((n_in, n_out), dtype)
-        getattr(core, f"layer_backward_{variant}")(W, D_next, A_in, np.tanh(A_in), D_in, 2, T)
+        core.layer_backward(W, D_next, A_in, np.tanh(A_in), D_in, 2, T, parallel)
         dW, db = np.zeros_like(W), np.zeros_like(b)
-        getattr(core, f"layer_gradients_{variant}")(
-            D_next, A_in, dW, db, np.zeros(core.gradient_scratch(n, n_in, n_out), dtype)
-        )
+        core.layer_gradients(D_next, A_in, dW, db, np.zeros(core.gradient_scratch(n, n_in, n_out), dtype), parallel)
         D_out, costs = np.zeros_like(Z), np.zeros(n, dtype)
-        getattr(core, f"output_delta_{variant}")(1, 5, Z, A_out, Y, D_out, costs)
+        core.output_delta(1, 5, Z, A_out, Y, D_out, costs, parallel)
         p, g, s1, s2 = p0.copy(), g0.copy(), m0.copy(), v0.copy()
-        getattr(train, f"update_{variant}")(1, hyper, p, g, np.ones(500, dtype), 0.1, s1, s2, 3)
+        train.update(1, hyper, p, g, np.ones(n_params, dtype), 0.1, s1, s2, 3, parallel)
         outs.append([Z, A_out, D_in, T, dW, db, D_out, costs, p, s1, s2])
     for a, b_ in zip(*outs, strict=True):
         np.testing.assert_array_equal(a, b_)
-    # and the parallel variants are parallel: one prange each (a `continue` in a prange
+    assert not np.array_equal(outs[0][8], p0)  # the update ran, into its last chunk too
+    assert not np.array_equal(outs[0][8][-10:], p0[-10:])
+    # and the launchers are parallel: one prange each (a `continue` in a prange
     # body once made Numba compile it serially, with only a warning)
-    for kernel in (core.layer_forward_par, core.layer_backward_par, core.layer_gradients_par,
-                   core.output_delta_par, train.update_par):  # fmt: skip
-        for cres in kernel.overloads.values():
-            assert len(cres.metadata["parfor_diagnostics"].get_parfors()) == 1, kernel
+    launchers = [core._forward_tiles, core._backward_tiles, core._output_tiles, train._update_chunks]
+    launchers.append(core._gradient_chunks if core._narrow(n, n_in, n_out) else core._gradient_tiles)
+    for launcher in launchers:
+        assert launcher.overloads, launcher
+        for cres in launcher.overloads.values():
+            assert len(cres.metadata["parfor_diagnostics"].get_parfors()) == 1, launcher
 
 
 def test_update_runs_in_parallel_only_after_parallel_layer_kernels():

@@ -9,12 +9,12 @@ activations, pre-activations and deltas live in flat workspace buffers.
 
 Rules that keep the kernels fast and reproducible:
 
-* ``prange`` over tiles of the output (samples × neurons for the forward
-  pass, columns × samples for δ, neurons × columns for the weight gradients):
-  each output element (and each packed block) belongs to one iteration; no
-  shared ``+=``.
-* every layer kernel exists twice, parallel and serial, with the same loops
-  (``compile_pair``); the drivers choose by work size (``fastbp/_config.py``).
+* each kernel is a serial function over one tile of its output (samples ×
+  neurons for the forward pass, columns × samples for δ, neurons × columns
+  for the weight gradients), which owns every element it writes (and each
+  packed block); no shared ``+=``.  A launcher (``tiled``) runs the tiles in
+  order or over the threads (``prange``): the same compiled loops either way,
+  so the same bits; the drivers choose by work size (``fastbp/_config.py``).
 * the innermost loop runs over the contiguous index.
 * tiles that keep a block of θ in cache; inside a tile, dot products along
   contiguous rows in register blocks of four rows × two rows (``_dot_block``),
@@ -40,8 +40,6 @@ Rules that keep the kernels fast and reproducible:
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 from numba import njit, prange
 
@@ -64,6 +62,36 @@ _IDENTITY, _SIGMOID, _TANH, _RELU, _LEAKY, _SOFTMAX = (
 )
 _QUADRATIC, _CROSS_ENTROPY = QUADRATIC, CROSS_ENTROPY
 _SLOPE = LEAKY_SLOPE
+# np.int64(0), not 0, where a helper takes a bound: a literal 0 compiles a second signature
+_ZERO = np.int64(0)
+
+
+# --- serial and parallel launches ----------------------------------------------
+
+
+def tiled(tile):
+    """Compile a launcher ``(parallel, n_tiles, *args)`` that calls ``tile(t, *args)`` for every tile t.
+
+    The launcher runs the tiles over the threads (``prange``) or in order on
+    the calling one.  Each tile writes only what it owns and sums in an order
+    fixed by the shapes, so both ways give the same bits, from the same
+    compiled loops: only the launcher's loop has a parallel form.  (With each
+    kernel's whole body compiled twice, parallel and serial, the parallel
+    copies' parfor passes cost 3.4x the serial ones' compile time.)  The tile
+    is a global of the launcher, not an argument: a function passed as a
+    value makes Numba refuse to cache every caller.
+    """
+
+    def launch(parallel, n_tiles, *args):
+        if parallel:
+            for t in prange(n_tiles):
+                tile(np.int64(t), *args)  # prange's index is unsigned: one signature of tile
+        else:
+            for t in range(n_tiles):
+                tile(t, *args)
+
+    launch.__name__ = launch.__qualname__ = tile.__name__ + "s"
+    return njit(parallel=True, error_model="numpy")(launch)
 
 
 # --- block helpers (serial, called from the parallel loops) -------------------
@@ -166,14 +194,16 @@ def _times_derivative(code, Z, A, D, i0, i1, j0, j1):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _output_tile(loss, code, Z, A, Y, D, costs):
-    """Write δ^L = ∂C_n/∂z^L into D and C_n into costs for a tile of samples (rows).
+def _output_tile(t, loss, code, Z, A, Y, D, costs):
+    """Write δ^L = ∂C_n/∂z^L into D and C_n into costs for tile ``t`` of ``TILE_SAMPLES`` samples (rows).
 
     One call per tile, not per sample: a call cost more than the arithmetic of
     a row of a few outputs (10,000 × 4, quadratic cost: 0.64 ms called row by row).
     """
     zero = Z.dtype.type(0.0)
     half = Z.dtype.type(0.5)
+    i0, i1 = t * TILE_SAMPLES, min((t + 1) * TILE_SAMPLES, Z.shape[0])
+    Z, A, Y, D, costs = Z[i0:i1], A[i0:i1], Y[i0:i1], D[i0:i1], costs[i0:i1]
     n, w = Z.shape
     if loss == _CROSS_ENTROPY and code == _SIGMOID:
         # binary cross-entropy from the logits; fused δ = a − y
@@ -221,9 +251,10 @@ def _output_tile(loss, code, Z, A, Y, D, costs):
                 c += r * r
                 d[k] = r
             costs[i] = c * half
-        _times_derivative(code, Z, A, D, 0, n, 0, w)
+        _times_derivative(code, Z, A, D, _ZERO, n, _ZERO, w)
 
 
+_output_tiles = tiled(_output_tile)
 # --- layer kernels -----------------------------------------------------------
 #
 # Each kernel walks tiles of its output, ``prange`` over the tile index.  A tile
@@ -415,7 +446,38 @@ def _input(a, k):
     return a[k] if k < a.shape[0] else a.dtype.type(0.0)
 
 
-def layer_forward(W, b, A_in, Z, A_out, code, T):
+@njit(fastmath=FASTMATH, error_model="numpy")
+def _forward_tile(t, W, b, A_in, Z, A_out, code, WT, tile_n, n_tj):
+    """Tile ``t`` of :func:`layer_forward`: z (and a = f(z) unless softmax) of the samples × neurons it owns."""
+    n, n_in = A_in.shape
+    n_out = W.shape[0]
+    rows = WT.shape[0] > 0
+    it, jt = t // n_tj, t % n_tj
+    i_beg, i_end = it * tile_n, min((it + 1) * tile_n, n)
+    j0, j1 = (0, n_out) if rows else (jt * TILE_UNITS, min((jt + 1) * TILE_UNITS, n_out))
+    if rows:
+        for i in range(i_beg, i_end):
+            z, a = Z[i], A_in[i]
+            for j in range(n_out):
+                z[j] = b[j]
+            for k in range(0, n_in, 4):  # one pass over z per four rows of θ^T
+                _add_rows(z, a[k], _input(a, k + 1), _input(a, k + 2), _input(a, k + 3),
+                          WT[k], WT[k + 1], WT[k + 2], WT[k + 3])  # fmt: skip
+    else:
+        for c0 in range(0, n_in, K_CHUNK):
+            _dot_block(A_in, W, Z, i_beg, i_end, j0, j1, c0, min(c0 + K_CHUNK, n_in), c0 > 0)
+        for i in range(i_beg, i_end):
+            for j in range(j0, j1):
+                Z[i, j] += b[j]
+    if code != _SOFTMAX:  # elementwise f: the tile activates what it owns
+        _activate(code, Z, A_out, i_beg, i_end, j0, j1)
+
+
+_forward_tiles = tiled(_forward_tile)
+
+
+@njit(error_model="numpy")
+def layer_forward(W, b, A_in, Z, A_out, code, T, parallel):
     """z = θa + b and a' = f(z) for every sample.
 
     Each z is a dot product of a row of θ with a row of a (:func:`_dot_block`),
@@ -435,6 +497,8 @@ def layer_forward(W, b, A_in, Z, A_out, code, T):
         Activation code of the layer.
     T : ndarray, flat, of at least ``forward_scratch(n_in, n_out, itemsize)``
         Room for θ^T, overwritten.
+    parallel : bool
+        Whether the tiles run over the threads (:func:`tiled`).
     """
     n, n_in = A_in.shape
     n_out = W.shape[0]
@@ -443,48 +507,70 @@ def layer_forward(W, b, A_in, Z, A_out, code, T):
     WT = T[: k_t * n_out].reshape((k_t, n_out))
     if rows:
         _transpose(W, WT[:n_in])
-        for k in range(n_in, k_t):  # up to three zero rows, so that every pass takes four
-            for j in range(n_out):  # (loops: a slice assignment would be a second parfor)
-                WT[k, j] = 0.0
+        WT[n_in:] = 0.0  # up to three zero rows, so that every pass takes four
     tile_n = max(BLOCK, min(TILE_SAMPLES, ROWS_TILE_ELEMENTS // n_out)) if rows else TILE_SAMPLES
     n_ti = (n + tile_n - 1) // tile_n
     n_tj = 1 if rows else (n_out + TILE_UNITS - 1) // TILE_UNITS  # rows: a tile spans every neuron
-    for t in prange(n_ti * n_tj):  # tile (samples it, neurons jt) owns Z[it, jt]
-        it, jt = t // n_tj, t % n_tj
-        i_beg, i_end = it * tile_n, min((it + 1) * tile_n, n)
-        j0, j1 = (0, n_out) if rows else (jt * TILE_UNITS, min((jt + 1) * TILE_UNITS, n_out))
-        if rows:
-            for i in range(i_beg, i_end):
-                z, a = Z[i], A_in[i]
-                for j in range(n_out):
-                    z[j] = b[j]
-                for k in range(0, n_in, 4):  # one pass over z per four rows of θ^T
-                    _add_rows(z, a[k], _input(a, k + 1), _input(a, k + 2), _input(a, k + 3),
-                              WT[k], WT[k + 1], WT[k + 2], WT[k + 3])  # fmt: skip
-        else:
-            for c0 in range(0, n_in, K_CHUNK):
-                _dot_block(A_in, W, Z, i_beg, i_end, j0, j1, c0, min(c0 + K_CHUNK, n_in), c0 > 0)
-            for i in range(i_beg, i_end):
-                for j in range(j0, j1):
-                    Z[i, j] += b[j]
-        if code != _SOFTMAX:  # elementwise f: the tile activates what it owns
-            _activate(code, Z, A_out, i_beg, i_end, j0, j1)
+    _forward_tiles(parallel, n_ti * n_tj, W, b, A_in, Z, A_out, code, WT, tile_n, n_tj)
     if code == _SOFTMAX:  # needs whole rows; only ever the (narrow) output layer
-        _activate(code, Z, A_out, 0, n, 0, n_out)
+        _activate(code, Z, A_out, _ZERO, n, _ZERO, n_out)
 
 
-def layer_backward(W, D_next, Z, A, D, code, T):
+@njit(fastmath=FASTMATH, error_model="numpy")
+def _backward_tile(t, W, D_next, Z, A, D, code, T, dot, tc, ts):
+    """Tile ``t`` of :func:`layer_backward`: δ of the columns × samples it owns (and, for dot products, T's rows)."""
+    n, n_in = D.shape
+    n_out = W.shape[0]
+    zero = D.dtype.type(0.0)
+    n_ti = (n + ts - 1) // ts
+    kt, it = t // n_ti, t % n_ti
+    k0, k1 = kt * tc, min((kt + 1) * tc, n_in)
+    i0, i1 = it * ts, min((it + 1) * ts, n)
+    m = k1 - k0
+    if dot:
+        for j in range(n_out):  # pack θ[:, k0:k1] as T[k0:k1, :]
+            w = W[j, k0:k1]
+            for k in range(m):
+                T[k0 + k, j] = w[k]
+        for s0 in range(i0, i1, TILE_SAMPLES):
+            s1 = min(s0 + TILE_SAMPLES, i1)
+            for c0 in range(0, n_out, K_CHUNK):
+                _dot_block(D_next, T, D, s0, s1, k0, k1, c0, min(c0 + K_CHUNK, n_out), c0 > 0)
+    else:  # a few samples: packing θ^T would cost more than it saves
+        j4 = n_out - n_out % BLOCK
+        for i in range(i0, i1):
+            r = D[i, k0:k1]
+            for k in range(m):
+                r[k] = zero
+        for j in range(0, j4, BLOCK):  # four rows of θ, in L1, for every sample of the tile
+            w0, w1 = W[j, k0:k1], W[j + 1, k0:k1]
+            w2, w3 = W[j + 2, k0:k1], W[j + 3, k0:k1]
+            for i in range(i0, i1):
+                d = D_next[i]
+                _add_rows(D[i, k0:k1], d[j], d[j + 1], d[j + 2], d[j + 3], w0, w1, w2, w3)
+        for j in range(j4, n_out):
+            w = W[j, k0:k1]
+            for i in range(i0, i1):
+                _add_row(D[i, k0:k1], D_next[i, j], w)
+    _times_derivative(code, Z, A, D, i0, i1, k0, k1)  # f' is elementwise, so it applies tile by tile
+
+
+_backward_tiles = tiled(_backward_tile)
+
+
+@njit(error_model="numpy")
+def layer_backward(W, D_next, Z, A, D, code, T, parallel):
     """δ^l = ((θ^l)^T δ^{l+1}) ⊙ f'(z^l) for every sample.
 
     From ``DELTA_DOT_MIN`` samples on, when δ^{l+1} has at least
     ``DELTA_DOT_LENGTH`` columns, each δ is a dot product of a row of
     δ^{l+1} with a column of θ^l: the columns are first packed as rows of
-    ``T`` (θ^T, one block of ``TILE_UNITS`` columns per ``prange`` iteration,
-    which owns that block of ``T`` and of δ^l), so :func:`_dot_block` reads
-    both operands contiguously.  For fewer samples the packing would cost
-    more than the product (and short dot products are mostly loop overhead);
-    each row of δ^l is then a sum of rows of θ^l
-    weighted by δ^{l+1}, four rows of θ per pass along a contiguous row.
+    ``T`` (θ^T, one block of ``TILE_UNITS`` columns per tile, which owns
+    that block of ``T`` and of δ^l), so :func:`_dot_block` reads both
+    operands contiguously.  For fewer samples the packing would cost more
+    than the product (and short dot products are mostly loop overhead);
+    each row of δ^l is then a sum of rows of θ^l weighted by δ^{l+1}, four
+    rows of θ per pass along a contiguous row.
 
     Parameters
     ----------
@@ -500,10 +586,11 @@ def layer_backward(W, D_next, Z, A, D, code, T):
         Activation code of layer l (elementwise: never softmax).
     T : ndarray of shape (n_in, n_out)
         Room for θ^T, overwritten.
+    parallel : bool
+        Whether the tiles run over the threads (:func:`tiled`).
     """
     n, n_in = D.shape
     n_out = W.shape[0]
-    zero = D.dtype.type(0.0)
     dot = n >= DELTA_DOT_MIN and n_out >= DELTA_DOT_LENGTH
     # dot products: a tile is TILE_UNITS columns × every sample (it packs its
     # θ^T block once); sums of rows of θ: TILE_COLS columns × TILE_SAMPLES.
@@ -511,37 +598,7 @@ def layer_backward(W, D_next, Z, A, D, code, T):
     ts = n if dot else TILE_SAMPLES
     n_ti = (n + ts - 1) // ts
     n_tk = (n_in + tc - 1) // tc
-    j4 = n_out - n_out % BLOCK
-    for t in prange(n_tk * n_ti):  # tile (columns kt, samples it) owns D[it, kt] (and T[kt, :])
-        kt, it = t // n_ti, t % n_ti
-        k0, k1 = kt * tc, min((kt + 1) * tc, n_in)
-        i0, i1 = it * ts, min((it + 1) * ts, n)
-        m = k1 - k0
-        if dot:
-            for j in range(n_out):  # pack θ[:, k0:k1] as T[k0:k1, :]
-                w = W[j, k0:k1]
-                for k in range(m):
-                    T[k0 + k, j] = w[k]
-            for s0 in range(i0, i1, TILE_SAMPLES):
-                s1 = min(s0 + TILE_SAMPLES, i1)
-                for c0 in range(0, n_out, K_CHUNK):
-                    _dot_block(D_next, T, D, s0, s1, k0, k1, c0, min(c0 + K_CHUNK, n_out), c0 > 0)
-        else:  # a few samples: packing θ^T would cost more than it saves
-            for i in range(i0, i1):
-                r = D[i, k0:k1]
-                for k in range(m):
-                    r[k] = zero
-            for j in range(0, j4, BLOCK):  # four rows of θ, in L1, for every sample of the tile
-                w0, w1 = W[j, k0:k1], W[j + 1, k0:k1]
-                w2, w3 = W[j + 2, k0:k1], W[j + 3, k0:k1]
-                for i in range(i0, i1):
-                    d = D_next[i]
-                    _add_rows(D[i, k0:k1], d[j], d[j + 1], d[j + 2], d[j + 3], w0, w1, w2, w3)
-            for j in range(j4, n_out):
-                w = W[j, k0:k1]
-                for i in range(i0, i1):
-                    _add_row(D[i, k0:k1], D_next[i, j], w)
-        _times_derivative(code, Z, A, D, i0, i1, k0, k1)  # f' is elementwise, so it applies tile by tile
+    _backward_tiles(parallel, n_tk * n_ti, W, D_next, Z, A, D, code, T, dot, tc, ts)
 
 
 @njit(error_model="numpy")
@@ -556,7 +613,7 @@ def _transpose(src, dst):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _gradient_chunk(D_next, A_in, T, c, per):
+def _gradient_chunk(c, D_next, A_in, T, per):
     """Chunk ``c``'s partial sums Σ δ^{l+1} (a^l)^T and Σ δ^{l+1}, at ``T[c · per:]`` (narrow layers)."""
     n, n_in = A_in.shape
     n_out = D_next.shape[1]
@@ -606,12 +663,72 @@ def _gradient_chunk(D_next, A_in, T, c, per):
                 P[j, k] += t
 
 
-def layer_gradients(D_next, A_in, dW, db, T):
+_gradient_chunks = tiled(_gradient_chunk)
+
+
+@njit(fastmath=FASTMATH, error_model="numpy")
+def _gradient_tile(t, D_next, A_in, dW, db, AT, DT, dot, tc, tj):
+    """Tile ``t`` of :func:`layer_gradients`: the block of ∂C/∂θ (and of ∂C/∂b) it owns."""
+    n, n_in = A_in.shape
+    n_out = dW.shape[0]
+    zero = dW.dtype.type(0.0)
+    inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
+    n4 = n - n % BLOCK
+    n_tj = (n_out + tj - 1) // tj
+    kt, jt = t // n_tj, t % n_tj
+    k0, k1 = kt * tc, min((kt + 1) * tc, n_in)
+    j0, j1 = jt * tj, min((jt + 1) * tj, n_out)
+    m = k1 - k0
+    if dot:
+        for i in range(n):
+            for k in range(k0, k1):
+                AT[k, i] = A_in[i, k]
+        for b0 in range(j0, j1, TILE_UNITS):  # blocks of neurons whose rows stay in cache
+            b1 = min(b0 + TILE_UNITS, j1)
+            for c0 in range(0, n, K_CHUNK):
+                _dot_block(DT, AT, dW, b0, b1, k0, k1, c0, min(c0 + K_CHUNK, n), c0 > 0)
+        for j in range(j0, j1):
+            g = dW[j, k0:k1]
+            for k in range(m):
+                g[k] *= inv_n
+    else:  # 1/n rides on δ and the first block stores: no pass over dW to zero or scale it
+        if n4 == 0:
+            for j in range(j0, j1):
+                g = dW[j, k0:k1]
+                for k in range(m):
+                    g[k] = zero
+        for i in range(0, n4, BLOCK):
+            x0, x1 = A_in[i, k0:k1], A_in[i + 1, k0:k1]
+            x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
+            for j in range(j0, j1):
+                d0, d1 = D_next[i, j] * inv_n, D_next[i + 1, j] * inv_n
+                d2, d3 = D_next[i + 2, j] * inv_n, D_next[i + 3, j] * inv_n
+                if i == 0:
+                    _set_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3)
+                else:
+                    _add_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3)
+        for i in range(n4, n):
+            x = A_in[i, k0:k1]
+            for j in range(j0, j1):
+                _add_row(dW[j, k0:k1], D_next[i, j] * inv_n, x)
+    if kt == 0:  # the first column tile also owns db[j0:j1]
+        for j in range(j0, j1):
+            s = zero
+            for i in range(n):
+                s += D_next[i, j]
+            db[j] = s * inv_n
+
+
+_gradient_tiles = tiled(_gradient_tile)
+
+
+@njit(fastmath=FASTMATH, error_model="numpy")
+def layer_gradients(D_next, A_in, dW, db, T, parallel):
     """∂C/∂θ^l = mean over samples of δ^{l+1} (a^l)^T, ∂C/∂b^l = mean of δ^{l+1}.
 
     Each tile owns a block ``dW[j0:j1, k0:k1]``.  From ``GRAD_DOT_MIN``
     samples on, in layers wide enough (``GRAD_DOT_WIDTH``), δ^{l+1} and a^l
-    are transposed into ``T`` (δ first, serially; each ``prange`` iteration
+    are transposed into ``T`` (δ first, on the calling thread; each tile
     then packs the rows of (a^l)^T for its own columns) so every gradient is a
     dot product over the samples (:func:`_dot_block`, summed in chunks of
     ``K_CHUNK`` samples); below it the sums over a few samples are
@@ -620,7 +737,7 @@ def layer_gradients(D_next, A_in, dW, db, T):
     over dW to zero or scale it).  Either way the order of every sum depends
     on the shapes alone.  Narrow layers with many samples (``NARROW_SIZE``,
     ``NARROW_CHUNK``) sum instead over chunks of samples, one chunk per
-    iteration (:func:`_gradient_chunk`), then add the chunks' sums in order.
+    tile (:func:`_gradient_chunk`), then add the chunks' sums in order.
 
     Parameters
     ----------
@@ -634,12 +751,28 @@ def layer_gradients(D_next, A_in, dW, db, T):
         Written.
     T : ndarray, flat, of at least ``gradient_scratch(n, n_in, n_out)``
         Room for the transposes or the chunks' sums, overwritten.
+    parallel : bool
+        Whether the tiles run over the threads (:func:`tiled`).
     """
     n, n_in = A_in.shape
     n_out = dW.shape[0]
-    zero = dW.dtype.type(0.0)
-    inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
-    n4 = n - n % BLOCK
+    if _narrow(n, n_in, n_out):  # never together with dot products (see NARROW_SIZE)
+        zero = dW.dtype.type(0.0)
+        inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
+        n_ch = (n + NARROW_CHUNK - 1) // NARROW_CHUNK
+        per = _chunk_length(n_in, n_out)
+        _gradient_chunks(parallel, n_ch, D_next, A_in, T, per)
+        for j in range(n_out):  # the chunks' partial sums, in chunk order
+            for k in range(n_in):
+                acc = zero
+                for c in range(n_ch):
+                    acc += T[c * per + j * n_in + k]
+                dW[j, k] = acc * inv_n
+            acc = zero
+            for c in range(n_ch):
+                acc += T[c * per + n_out * n_in + j]
+            db[j] = acc * inv_n
+        return
     # below: sums too short for dot products, or layers too narrow to repay the transposes
     dot = n >= GRAD_DOT_MIN and n_in * n_out >= GRAD_DOT_WIDTH * (n_in + n_out)
     AT = T[: n_in * n].reshape((n_in, n))
@@ -652,70 +785,11 @@ def layer_gradients(D_next, A_in, dW, db, T):
         _transpose(D_next, DT)
     n_tj = (n_out + tj - 1) // tj
     n_tk = (n_in + tc - 1) // tc
-    narrow = _narrow(n, n_in, n_out)  # never together with dot (see NARROW_SIZE)
-    n_ch = (n + NARROW_CHUNK - 1) // NARROW_CHUNK
-    per = _chunk_length(n_in, n_out)
-    n_tasks = n_ch if narrow else n_tk * n_tj
-    for t in prange(n_tasks):  # tile (columns kt, neurons jt) owns dW[jt, kt]
-        if narrow:  # iteration t owns chunk t of the samples and its part of T
-            _gradient_chunk(D_next, A_in, T, t, per)
-        else:
-            kt, jt = t // n_tj, t % n_tj
-            k0, k1 = kt * tc, min((kt + 1) * tc, n_in)
-            j0, j1 = jt * tj, min((jt + 1) * tj, n_out)
-            m = k1 - k0
-            if dot:
-                for i in range(n):
-                    for k in range(k0, k1):
-                        AT[k, i] = A_in[i, k]
-                for b0 in range(j0, j1, TILE_UNITS):  # blocks of neurons whose rows stay in cache
-                    b1 = min(b0 + TILE_UNITS, j1)
-                    for c0 in range(0, n, K_CHUNK):
-                        _dot_block(DT, AT, dW, b0, b1, k0, k1, c0, min(c0 + K_CHUNK, n), c0 > 0)
-                for j in range(j0, j1):
-                    g = dW[j, k0:k1]
-                    for k in range(m):
-                        g[k] *= inv_n
-            else:  # 1/n rides on δ and the first block stores: no pass over dW to zero or scale it
-                if n4 == 0:
-                    for j in range(j0, j1):
-                        g = dW[j, k0:k1]
-                        for k in range(m):
-                            g[k] = zero
-                for i in range(0, n4, BLOCK):
-                    x0, x1 = A_in[i, k0:k1], A_in[i + 1, k0:k1]
-                    x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
-                    for j in range(j0, j1):
-                        d0, d1 = D_next[i, j] * inv_n, D_next[i + 1, j] * inv_n
-                        d2, d3 = D_next[i + 2, j] * inv_n, D_next[i + 3, j] * inv_n
-                        if i == 0:
-                            _set_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3)
-                        else:
-                            _add_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3)
-                for i in range(n4, n):
-                    x = A_in[i, k0:k1]
-                    for j in range(j0, j1):
-                        _add_row(dW[j, k0:k1], D_next[i, j] * inv_n, x)
-            if kt == 0:  # the first column tile also owns db[j0:j1] (one prange: one compiled region)
-                for j in range(j0, j1):
-                    s = zero
-                    for i in range(n):
-                        s += D_next[i, j]
-                    db[j] = s * inv_n
-    if narrow:  # the chunks' partial sums, in chunk order
-        for j in range(n_out):
-            for k in range(n_in):
-                acc = zero
-                for c in range(n_ch):
-                    acc += T[c * per + j * n_in + k]
-                dW[j, k] = acc * inv_n
-            acc = zero
-            for c in range(n_ch):
-                acc += T[c * per + n_out * n_in + j]
-            db[j] = acc * inv_n
+    _gradient_tiles(parallel, n_tk * n_tj, D_next, A_in, dW, db, AT, DT, dot, tc, tj)
 
 
-def output_delta(loss, code, Z, A, Y, D, costs):
+@njit(error_model="numpy")
+def output_delta(loss, code, Z, A, Y, D, costs, parallel):
     """δ^L and the per-sample costs C_n for every sample.
 
     Parameters
@@ -728,54 +802,17 @@ def output_delta(loss, code, Z, A, Y, D, costs):
         δ^L, written.
     costs : ndarray of shape (n,)
         C_n, written.
+    parallel : bool
+        Whether the tiles (``TILE_SAMPLES`` rows each) run over the threads.
     """
-    n = Z.shape[0]
-    for t in prange((n + TILE_SAMPLES - 1) // TILE_SAMPLES):  # tile t owns rows i0..i1
-        i0, i1 = t * TILE_SAMPLES, min((t + 1) * TILE_SAMPLES, n)
-        _output_tile(loss, code, Z[i0:i1], A[i0:i1], Y[i0:i1], D[i0:i1], costs[i0:i1])
-
-
-# --- serial and parallel variants ---------------------------------------------
-
-
-def compile_pair(fn, fastmath=FASTMATH):
-    """Compile ``fn`` twice: with ``parallel=True``, and serially (prange as range).
-
-    The two run the same loops in the same order, so they give the same bits
-    (a test holds them to it); the drivers choose by work size (``_config``).
-    Each variant is a copy of ``fn`` under its own name (Numba keys compiled
-    code on the qualified name and ignores decorator options).  Loops
-    without reductions gain nothing from ``reassoc`` and should pass
-    ``fastmath=False``: with it, LLVM may regroup a product differently in the
-    two variants (e.g. hoisting part of it out of one loop).
-    """
-    out = []
-    for parallel, suffix in ((True, "_par"), (False, "_ser")):
-        clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__)
-        clone.__qualname__ = fn.__qualname__ + suffix
-        clone.__doc__ = fn.__doc__
-        out.append(njit(parallel=parallel, fastmath=fastmath, error_model="numpy")(clone))
-    return out[0], out[1]
-
-
-layer_forward_par, layer_forward_ser = compile_pair(layer_forward)
-layer_backward_par, layer_backward_ser = compile_pair(layer_backward)
-layer_gradients_par, layer_gradients_ser = compile_pair(layer_gradients)
-output_delta_par, output_delta_ser = compile_pair(output_delta)
+    n_t = (Z.shape[0] + TILE_SAMPLES - 1) // TILE_SAMPLES
+    _output_tiles(parallel, n_t, loss, code, Z, A, Y, D, costs)
 
 
 @njit(error_model="numpy", inline="always")
 def output_parallel(n, n_out):
     """Whether the output error of ``n`` samples × ``n_out`` outputs runs in parallel."""
     return n * n_out >= PARALLEL_MIN_ELEMENTS
-
-
-@njit(error_model="numpy", inline="always")
-def _output_delta(loss, code, Z, A, Y, D, costs):
-    if output_parallel(Z.shape[0], Z.shape[1]):
-        output_delta_par(loss, code, Z, A, Y, D, costs)
-    else:
-        output_delta_ser(loss, code, Z, A, Y, D, costs)
 
 
 # --- network drivers ---------------------------------------------------------
@@ -838,10 +875,7 @@ def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, T):
         A_in = _rows(A, a_off, l, n, sizes[l])
         Zl = _rows(Z, z_off, l, n, sizes[l + 1])
         A_out = _rows(A, a_off, l + 1, n, sizes[l + 1])
-        if _layer_parallel(n, sizes[l], sizes[l + 1]):
-            layer_forward_par(W, b, A_in, Zl, A_out, acts[l], T)
-        else:
-            layer_forward_ser(W, b, A_in, Zl, A_out, acts[l], T)
+        layer_forward(W, b, A_in, Zl, A_out, acts[l], T, _layer_parallel(n, sizes[l], sizes[l + 1]))
 
 
 @njit(error_model="numpy", cache=True, inline="always")
@@ -858,15 +892,8 @@ def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, c
     forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, T)
     top = sizes.shape[0] - 2
     width = sizes[top + 1]
-    _output_delta(
-        loss,
-        acts[top],
-        _rows(Z, z_off, top, n, width),
-        _rows(A, a_off, top + 1, n, width),
-        Y,
-        _rows(D, z_off, top, n, width),
-        costs,
-    )
+    Zl, Al, Dl = _rows(Z, z_off, top, n, width), _rows(A, a_off, top + 1, n, width), _rows(D, z_off, top, n, width)
+    output_delta(loss, acts[top], Zl, Al, Y, Dl, costs, output_parallel(n, width))
     total = 0.0
     for i in range(n):
         total += costs[i]
@@ -906,16 +933,10 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
         A_in = _rows(A, a_off, l, n, n_in)
         dW, db = _views(grad, w_off, b_off, sizes, l)
         parallel = _layer_parallel(n, n_in, n_out)
-        if parallel:
-            layer_gradients_par(D_next, A_in, dW, db, T)
-        else:
-            layer_gradients_ser(D_next, A_in, dW, db, T)
+        layer_gradients(D_next, A_in, dW, db, T, parallel)
         if l > 0:  # δ of the input layer is never needed
             W, _ = _views(params, w_off, b_off, sizes, l)
             Z_in, D_in = _rows(Z, z_off, l - 1, n, n_in), _rows(D, z_off, l - 1, n, n_in)
             Tl = T[: n_in * n_out].reshape((n_in, n_out))
-            if parallel:
-                layer_backward_par(W, D_next, Z_in, A_in, D_in, acts[l - 1], Tl)
-            else:
-                layer_backward_ser(W, D_next, Z_in, A_in, D_in, acts[l - 1], Tl)
+            layer_backward(W, D_next, Z_in, A_in, D_in, acts[l - 1], Tl, parallel)
     return mean

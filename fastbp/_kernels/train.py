@@ -10,37 +10,19 @@ between mini-batches.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._config import PARALLEL_MIN_PARAMS
 from ..optim import ADAM_CODE, SGD_CODE
-from .core import _rows, backprop, compile_pair, layers_parallel
+from .core import _rows, backprop, layers_parallel, tiled
 
 _SGD, _ADAM = SGD_CODE, ADAM_CODE
+UPDATE_CHUNK = 4096  # parameters per tile of the update
 
 
-def update(code, hyper, params, grad, decay, wd, s1, s2, step):
-    """One optimiser step over the flat buffers, weight decay included.
-
-    Parameters
-    ----------
-    code : int
-        SGD or Adam (``fastbp.optim``).
-    hyper : ndarray of shape (5,), float64
-        The optimiser's ``hyper(lr)``.
-    params : ndarray of shape (n_params,)
-        Updated in place.
-    grad : ndarray of shape (n_params,)
-        Gradient of the mean cost; λ·decay·θ is added here, in place, when λ ≠ 0.
-    decay : ndarray of shape (n_params,)
-        1 for weights, 0 for biases.
-    wd : float
-        λ, the weight-decay coefficient.
-    s1, s2 : ndarray of shape (n_params,)
-        Optimiser state: velocity (SGD), or first and second moments (Adam).
-    step : int
-        Number of this step, from 1.
-    """
+@njit(error_model="numpy")  # no fastmath: elementwise, exact IEEE arithmetic
+def _update_chunk(c, code, hyper, params, grad, decay, wd, s1, s2, step):
+    """:func:`update` of parameters ``c · UPDATE_CHUNK`` up to the next chunk's (arguments as there)."""
     t = params.dtype.type
     lam, one = t(wd), t(1.0)
     sgd = code == _SGD
@@ -52,7 +34,7 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
         c1 = t(1.0 / (1.0 - hyper[1] ** step))
         c2 = t(1.0 / (1.0 - hyper[2] ** step))
     decaying = lam != t(0.0)
-    for i in prange(params.shape[0]):  # one prange: each one costs compile time
+    for i in range(c * UPDATE_CHUNK, min((c + 1) * UPDATE_CHUNK, params.shape[0])):
         g = grad[i]
         if decaying:  # without decay, neither decay nor grad is read or written again
             g += lam * decay[i] * params[i]
@@ -75,7 +57,36 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step):
             params[i] -= lr * (m * c1) / (np.sqrt(v * c2) + eps)
 
 
-update_par, update_ser = compile_pair(update, fastmath=False)  # elementwise: exact IEEE arithmetic
+_update_chunks = tiled(_update_chunk)
+
+
+@njit(error_model="numpy")
+def update(code, hyper, params, grad, decay, wd, s1, s2, step, parallel):
+    """One optimiser step over the flat buffers, weight decay included.
+
+    Parameters
+    ----------
+    code : int
+        SGD or Adam (``fastbp.optim``).
+    hyper : ndarray of shape (5,), float64
+        The optimiser's ``hyper(lr)``.
+    params : ndarray of shape (n_params,)
+        Updated in place.
+    grad : ndarray of shape (n_params,)
+        Gradient of the mean cost; λ·decay·θ is added here, in place, when λ ≠ 0.
+    decay : ndarray of shape (n_params,)
+        1 for weights, 0 for biases.
+    wd : float
+        λ, the weight-decay coefficient.
+    s1, s2 : ndarray of shape (n_params,)
+        Optimiser state: velocity (SGD), or first and second moments (Adam).
+    step : int
+        Number of this step, from 1.
+    parallel : bool
+        Whether the chunks run over the threads (:func:`~fastbp._kernels.core.tiled`).
+    """
+    n_chunks = (params.shape[0] + UPDATE_CHUNK - 1) // UPDATE_CHUNK
+    _update_chunks(parallel, n_chunks, code, hyper, params, grad, decay, wd, s1, s2, step)
 
 
 @njit(error_model="numpy", inline="always")
@@ -95,10 +106,7 @@ def update_parallel(spread, n_params):
 @njit(error_model="numpy", inline="always")
 def step_update(code, hyper, params, grad, decay, wd, s1, s2, step, spread):
     """:func:`update`, serial or parallel as :func:`update_parallel` says."""
-    if update_parallel(spread, params.shape[0]):
-        update_par(code, hyper, params, grad, decay, wd, s1, s2, step)
-    else:
-        update_ser(code, hyper, params, grad, decay, wd, s1, s2, step)
+    update(code, hyper, params, grad, decay, wd, s1, s2, step, update_parallel(spread, params.shape[0]))
 
 
 @njit(error_model="numpy", cache=True)
