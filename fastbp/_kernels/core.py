@@ -29,6 +29,12 @@ Rules that keep the kernels fast and reproducible:
 * ``error_model="numpy"``: a division by zero gives inf or NaN as in NumPy;
   Python's model raises ZeroDivisionError, and the check it adds before every
   division stops LLVM from vectorising the loop.
+* few levels of compiled calls: Numba optimises each compiled function's
+  module again with all the code it calls linked in, so every level costs
+  another LLVM pass over the kernels below it.  The drivers of the tiles
+  (``layer_forward``, ...) are inlined into the entry points
+  (``inline="always"``, taking the caller's flags); the chain is helper
+  (``_dot_block``, ``_activate``), tile, launcher, entry point.
 * only the entry points Python calls (``forward``, ``cost``, ``backprop``,
   ``train.train_epoch``) are cached on disk; each holds a copy of every
   kernel it calls.  With the kernels cached too, an entry point compiled in a
@@ -476,7 +482,7 @@ def _forward_tile(t, W, b, A_in, Z, A_out, code, WT, tile_n, n_tj):
 _forward_tiles = tiled(_forward_tile)
 
 
-@njit(error_model="numpy")
+@njit(error_model="numpy", inline="always")
 def layer_forward(W, b, A_in, Z, A_out, code, T, parallel):
     """z = θa + b and a' = f(z) for every sample.
 
@@ -558,7 +564,7 @@ def _backward_tile(t, W, D_next, Z, A, D, code, T, dot, tc, ts):
 _backward_tiles = tiled(_backward_tile)
 
 
-@njit(error_model="numpy")
+@njit(error_model="numpy", inline="always")
 def layer_backward(W, D_next, Z, A, D, code, T, parallel):
     """δ^l = ((θ^l)^T δ^{l+1}) ⊙ f'(z^l) for every sample.
 
@@ -722,7 +728,7 @@ def _gradient_tile(t, D_next, A_in, dW, db, AT, DT, dot, tc, tj):
 _gradient_tiles = tiled(_gradient_tile)
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@njit(error_model="numpy", inline="always")
 def layer_gradients(D_next, A_in, dW, db, T, parallel):
     """∂C/∂θ^l = mean over samples of δ^{l+1} (a^l)^T, ∂C/∂b^l = mean of δ^{l+1}.
 
@@ -788,7 +794,7 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
     _gradient_tiles(parallel, n_tk * n_tj, D_next, A_in, dW, db, AT, DT, dot, tc, tj)
 
 
-@njit(error_model="numpy")
+@njit(error_model="numpy", inline="always")
 def output_delta(loss, code, Z, A, Y, D, costs, parallel):
     """δ^L and the per-sample costs C_n for every sample.
 

@@ -60,7 +60,7 @@ def _update_chunk(c, code, hyper, params, grad, decay, wd, s1, s2, step):
 _update_chunks = tiled(_update_chunk)
 
 
-@njit(error_model="numpy")
+@njit(error_model="numpy", inline="always")
 def update(code, hyper, params, grad, decay, wd, s1, s2, step, parallel):
     """One optimiser step over the flat buffers, weight decay included.
 
