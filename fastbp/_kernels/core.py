@@ -669,14 +669,20 @@ def _gradient_chunk(c, D_next, A_in, T, per):
                 P[j, k] += t
 
 
-_gradient_chunks = tiled(_gradient_chunk)
-
-
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _gradient_tile(t, D_next, A_in, dW, db, AT, DT, dot, tc, tj):
-    """Tile ``t`` of :func:`layer_gradients`: the block of ∂C/∂θ (and of ∂C/∂b) it owns."""
+def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
+    """Tile ``t`` of :func:`layer_gradients`: the block of ∂C/∂θ (and of ∂C/∂b) it owns.
+
+    ``per`` > 0 (narrow layers): tile t is chunk t of the samples instead
+    (:func:`_gradient_chunk`); one tile function, so one launcher to compile.
+    """
+    if per > 0:
+        _gradient_chunk(t, D_next, A_in, T, per)
+        return
     n, n_in = A_in.shape
     n_out = dW.shape[0]
+    AT = T[: n_in * n].reshape((n_in, n))
+    DT = T[n_in * n : (n_in + n_out) * n].reshape((n_out, n))
     zero = dW.dtype.type(0.0)
     inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
     n4 = n - n % BLOCK
@@ -762,13 +768,23 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
     """
     n, n_in = A_in.shape
     n_out = dW.shape[0]
-    if _narrow(n, n_in, n_out):  # never together with dot products (see NARROW_SIZE)
+    narrow = _narrow(n, n_in, n_out)  # never together with dot (see NARROW_SIZE)
+    # below: sums too short for dot products, or layers too narrow to repay the transposes
+    dot = n >= GRAD_DOT_MIN and n_in * n_out >= GRAD_DOT_WIDTH * (n_in + n_out)
+    # dot products: a tile is TILE_UNITS columns × every neuron, and packs its
+    # own rows of (a^l)^T; (δ^{l+1})^T is shared, so it is packed first.
+    tc = TILE_UNITS if dot else TILE_COLS
+    tj = n_out if dot else TILE_UNITS
+    if dot:
+        _transpose(D_next, T[n_in * n : (n_in + n_out) * n].reshape((n_out, n)))
+    n_ch = (n + NARROW_CHUNK - 1) // NARROW_CHUNK
+    per = _chunk_length(n_in, n_out) if narrow else 0  # narrow: tile c sums chunk c at T[c · per:]
+    n_tiles = n_ch if narrow else (n_in + tc - 1) // tc * ((n_out + tj - 1) // tj)
+    _gradient_tiles(parallel, n_tiles, D_next, A_in, dW, db, T, dot, tc, tj, per)
+    if narrow:  # the chunks' partial sums, in chunk order
         zero = dW.dtype.type(0.0)
         inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
-        n_ch = (n + NARROW_CHUNK - 1) // NARROW_CHUNK
-        per = _chunk_length(n_in, n_out)
-        _gradient_chunks(parallel, n_ch, D_next, A_in, T, per)
-        for j in range(n_out):  # the chunks' partial sums, in chunk order
+        for j in range(n_out):
             for k in range(n_in):
                 acc = zero
                 for c in range(n_ch):
@@ -778,20 +794,6 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
             for c in range(n_ch):
                 acc += T[c * per + n_out * n_in + j]
             db[j] = acc * inv_n
-        return
-    # below: sums too short for dot products, or layers too narrow to repay the transposes
-    dot = n >= GRAD_DOT_MIN and n_in * n_out >= GRAD_DOT_WIDTH * (n_in + n_out)
-    AT = T[: n_in * n].reshape((n_in, n))
-    DT = T[n_in * n : (n_in + n_out) * n].reshape((n_out, n))
-    # dot products: a tile is TILE_UNITS columns × every neuron, and packs its
-    # own rows of (a^l)^T; (δ^{l+1})^T is shared, so it is packed first.
-    tc = TILE_UNITS if dot else TILE_COLS
-    tj = n_out if dot else TILE_UNITS
-    if dot:
-        _transpose(D_next, DT)
-    n_tj = (n_out + tj - 1) // tj
-    n_tk = (n_in + tc - 1) // tc
-    _gradient_tiles(parallel, n_tk * n_tj, D_next, A_in, dW, db, AT, DT, dot, tc, tj)
 
 
 @njit(error_model="numpy", inline="always")

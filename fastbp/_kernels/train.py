@@ -34,7 +34,12 @@ def _update_chunk(c, code, hyper, params, grad, decay, wd, s1, s2, step):
         c1 = t(1.0 / (1.0 - hyper[1] ** step))
         c2 = t(1.0 / (1.0 - hyper[2] ** step))
     decaying = lam != t(0.0)
-    for i in range(c * UPDATE_CHUNK, min((c + 1) * UPDATE_CHUNK, params.shape[0])):
+    # views indexed from 0: indices from c could be negative as far as LLVM knows, and
+    # the wraparound check that brings stopped the loop vectorising (SGD 4.9 -> 18 µs)
+    i0, i1 = c * UPDATE_CHUNK, min((c + 1) * UPDATE_CHUNK, params.shape[0])
+    params, grad, decay = params[i0:i1], grad[i0:i1], decay[i0:i1]
+    s1, s2 = s1[i0:i1], s2[i0:i1]
+    for i in range(i1 - i0):
         g = grad[i]
         if decaying:  # without decay, neither decay nor grad is read or written again
             g += lam * decay[i] * params[i]
