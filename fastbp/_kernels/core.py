@@ -89,7 +89,7 @@ def tiled(tile):
     """
 
     def launch(parallel, n_tiles, *args):
-        if parallel:
+        if parallel and n_tiles > 1:  # one tile: a parallel launch would only add its cost
             for t in prange(n_tiles):
                 tile(np.int64(t), *args)  # prange's index is unsigned: one signature of tile
         else:
