@@ -2,10 +2,11 @@
 
 Each compiled kernel runs its tiles either in order on the calling thread or
 over the threads, the same compiled loops both ways (so the same bits); the
-drivers pick one per call by the size of the work.  A parallel launch costs a few microseconds under Numba's omp
-layer (3-5 µs measured here), which small layers cannot repay: before the
-serial variants existed, the textbook network (784-30-10, batch 10) trained
-about 3x faster per epoch on one thread than on two.
+drivers pick one per call by the size of the work.  A parallel launch costs a
+few microseconds under Numba's omp layer (3-5 µs measured here), which small
+layers cannot repay: before the serial variants existed, the textbook network
+(784-30-10, batch 10) trained about 3x faster per epoch on one thread than on
+two.
 
 The values below come from ``python scripts/calibrate_dispatch.py`` on the
 2-core CI machine (2 numba threads, omp): it times both variants of every

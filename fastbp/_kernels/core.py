@@ -100,7 +100,21 @@ def tiled(tile):
     return njit(parallel=True, error_model="numpy")(launch)
 
 
-# --- block helpers (serial, called from the parallel loops) -------------------
+@njit(error_model="numpy", inline="always")
+def _n_tiles(len_a, size_a, len_b, size_b):
+    """Tiles of size_a × size_b that cover a grid len_a × len_b."""
+    return (len_a + size_a - 1) // size_a * ((len_b + size_b - 1) // size_b)
+
+
+@njit(error_model="numpy", inline="always")
+def _tile_ranges(t, len_a, size_a, len_b, size_b):
+    """Tile ``t`` of that grid, numbered along b first: its ranges a0, a1, b0, b1."""
+    n_b = (len_b + size_b - 1) // size_b
+    a, b = t // n_b, t % n_b
+    return a * size_a, min((a + 1) * size_a, len_a), b * size_b, min((b + 1) * size_b, len_b)
+
+
+# --- block helpers (serial, called from the tiles)  -------------------
 #
 # One call per block of rows, with the loop over rows inside each branch: a call
 # per row cost more than the arithmetic of a row of a few to 32 numbers.
@@ -261,9 +275,11 @@ def _output_tile(t, loss, code, Z, A, Y, D, costs):
 
 
 _output_tiles = tiled(_output_tile)
+
+
 # --- layer kernels -----------------------------------------------------------
 #
-# Each kernel walks tiles of its output, ``prange`` over the tile index.  A tile
+# Each kernel walks tiles of its output (see ``tiled``).  A tile
 # is small enough that the block of θ (or of a) it reads stays in the core's L2
 # cache while every sample (or neuron) of the tile uses it; without tiling a
 # 1024-wide θ would be streamed from memory once per 4 samples.  Within a
@@ -453,15 +469,12 @@ def _input(a, k):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _forward_tile(t, W, b, A_in, Z, A_out, code, WT, tile_n, n_tj):
+def _forward_tile(t, W, b, A_in, Z, A_out, code, WT, tile_n, tile_j):
     """Tile ``t`` of :func:`layer_forward`: z (and a = f(z) unless softmax) of the samples × neurons it owns."""
     n, n_in = A_in.shape
     n_out = W.shape[0]
-    rows = WT.shape[0] > 0
-    it, jt = t // n_tj, t % n_tj
-    i_beg, i_end = it * tile_n, min((it + 1) * tile_n, n)
-    j0, j1 = (0, n_out) if rows else (jt * TILE_UNITS, min((jt + 1) * TILE_UNITS, n_out))
-    if rows:
+    i_beg, i_end, j0, j1 = _tile_ranges(t, n, tile_n, n_out, tile_j)
+    if WT.shape[0] > 0:  # rows of θ^T packed: few inputs
         for i in range(i_beg, i_end):
             z, a = Z[i], A_in[i]
             for j in range(n_out):
@@ -515,9 +528,8 @@ def layer_forward(W, b, A_in, Z, A_out, code, T, parallel):
         _transpose(W, WT[:n_in])
         WT[n_in:] = 0.0  # up to three zero rows, so that every pass takes four
     tile_n = max(BLOCK, min(TILE_SAMPLES, ROWS_TILE_ELEMENTS // n_out)) if rows else TILE_SAMPLES
-    n_ti = (n + tile_n - 1) // tile_n
-    n_tj = 1 if rows else (n_out + TILE_UNITS - 1) // TILE_UNITS  # rows: a tile spans every neuron
-    _forward_tiles(parallel, n_ti * n_tj, W, b, A_in, Z, A_out, code, WT, tile_n, n_tj)
+    tile_j = n_out if rows else TILE_UNITS  # rows: a tile spans every neuron
+    _forward_tiles(parallel, _n_tiles(n, tile_n, n_out, tile_j), W, b, A_in, Z, A_out, code, WT, tile_n, tile_j)
     if code == _SOFTMAX:  # needs whole rows; only ever the (narrow) output layer
         _activate(code, Z, A_out, _ZERO, n, _ZERO, n_out)
 
@@ -528,10 +540,7 @@ def _backward_tile(t, W, D_next, Z, A, D, code, T, dot, tc, ts):
     n, n_in = D.shape
     n_out = W.shape[0]
     zero = D.dtype.type(0.0)
-    n_ti = (n + ts - 1) // ts
-    kt, it = t // n_ti, t % n_ti
-    k0, k1 = kt * tc, min((kt + 1) * tc, n_in)
-    i0, i1 = it * ts, min((it + 1) * ts, n)
+    k0, k1, i0, i1 = _tile_ranges(t, n_in, tc, n, ts)
     m = k1 - k0
     if dot:
         for j in range(n_out):  # pack θ[:, k0:k1] as T[k0:k1, :]
@@ -602,9 +611,7 @@ def layer_backward(W, D_next, Z, A, D, code, T, parallel):
     # θ^T block once); sums of rows of θ: TILE_COLS columns × TILE_SAMPLES.
     tc = TILE_UNITS if dot else TILE_COLS
     ts = n if dot else TILE_SAMPLES
-    n_ti = (n + ts - 1) // ts
-    n_tk = (n_in + tc - 1) // tc
-    _backward_tiles(parallel, n_tk * n_ti, W, D_next, Z, A, D, code, T, dot, tc, ts)
+    _backward_tiles(parallel, _n_tiles(n_in, tc, n, ts), W, D_next, Z, A, D, code, T, dot, tc, ts)
 
 
 @njit(error_model="numpy")
@@ -686,10 +693,7 @@ def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
     zero = dW.dtype.type(0.0)
     inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
     n4 = n - n % BLOCK
-    n_tj = (n_out + tj - 1) // tj
-    kt, jt = t // n_tj, t % n_tj
-    k0, k1 = kt * tc, min((kt + 1) * tc, n_in)
-    j0, j1 = jt * tj, min((jt + 1) * tj, n_out)
+    k0, k1, j0, j1 = _tile_ranges(t, n_in, tc, n_out, tj)
     m = k1 - k0
     if dot:
         for i in range(n):
@@ -723,7 +727,7 @@ def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
             x = A_in[i, k0:k1]
             for j in range(j0, j1):
                 _add_row(dW[j, k0:k1], D_next[i, j] * inv_n, x)
-    if kt == 0:  # the first column tile also owns db[j0:j1]
+    if k0 == 0:  # the first column tile also owns db[j0:j1]
         for j in range(j0, j1):
             s = zero
             for i in range(n):
@@ -779,7 +783,7 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
         _transpose(D_next, T[n_in * n : (n_in + n_out) * n].reshape((n_out, n)))
     n_ch = (n + NARROW_CHUNK - 1) // NARROW_CHUNK
     per = _chunk_length(n_in, n_out) if narrow else 0  # narrow: tile c sums chunk c at T[c · per:]
-    n_tiles = n_ch if narrow else (n_in + tc - 1) // tc * ((n_out + tj - 1) // tj)
+    n_tiles = n_ch if narrow else _n_tiles(n_in, tc, n_out, tj)
     _gradient_tiles(parallel, n_tiles, D_next, A_in, dW, db, T, dot, tc, tj, per)
     if narrow:  # the chunks' partial sums, in chunk order
         zero = dW.dtype.type(0.0)
