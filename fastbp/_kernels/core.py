@@ -553,16 +553,20 @@ def _backward_tile(t, W, D_next, Z, A, D, code, T, dot, tc, ts):
                 _dot_block(D_next, T, D, s0, s1, k0, k1, c0, min(c0 + K_CHUNK, n_out), c0 > 0)
     else:  # a few samples: packing θ^T would cost more than it saves
         j4 = n_out - n_out % BLOCK
-        for i in range(i0, i1):
-            r = D[i, k0:k1]
-            for k in range(m):
-                r[k] = zero
+        if j4 == 0:  # otherwise the first four rows of θ store: no pass to zero δ
+            for i in range(i0, i1):
+                r = D[i, k0:k1]
+                for k in range(m):
+                    r[k] = zero
         for j in range(0, j4, BLOCK):  # four rows of θ, in L1, for every sample of the tile
             w0, w1 = W[j, k0:k1], W[j + 1, k0:k1]
             w2, w3 = W[j + 2, k0:k1], W[j + 3, k0:k1]
             for i in range(i0, i1):
                 d = D_next[i]
-                _add_rows(D[i, k0:k1], d[j], d[j + 1], d[j + 2], d[j + 3], w0, w1, w2, w3)
+                if j == 0:
+                    _set_rows(D[i, k0:k1], d[j], d[j + 1], d[j + 2], d[j + 3], w0, w1, w2, w3)
+                else:
+                    _add_rows(D[i, k0:k1], d[j], d[j + 1], d[j + 2], d[j + 3], w0, w1, w2, w3)
         for j in range(j4, n_out):
             w = W[j, k0:k1]
             for i in range(i0, i1):
