@@ -95,13 +95,14 @@ def test_shapes_spanning_several_tiles(dtype, big):
     """Widths and batch sizes past one cache tile of each kernel, with remainders."""
     from fastbp._kernels import core
 
-    # big: δ and gradients as dot products, past one chunk of the sums over samples;
-    # small: the sums-of-rows forms used below GRAD_DOT_MIN and DELTA_DOT_MIN
-    n = core.K_CHUNK + 7 if big else core.GRAD_DOT_MIN - 3
-    if big:  # wide enough for the dot-product gradients (GRAD_DOT_WIDTH), δ sums past one chunk
-        sizes = [core.K_CHUNK + 12, core.K_CHUNK + 5, core.K_CHUNK + 5, 3]
+    # big: δ and gradients as dot products (past one chunk of their sums: tests/test_twin.py,
+    # too slow for these scalar loops); small: the sums-of-rows forms used below GRAD_DOT_MIN
+    # and DELTA_DOT_MIN
+    n = 263 if big else core.GRAD_DOT_MIN - 3
+    if big:  # wide enough for the dot-product gradients (GRAD_DOT_WIDTH)
+        sizes = [268, 261, 261, 3]
     else:
-        sizes = [core.K_CHUNK + 12, core.TILE_UNITS + 5, core.TILE_COLS + 5, 3]
+        sizes = [268, core.TILE_UNITS + 5, core.TILE_COLS + 5, 3]
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
     _assert_matches_naive(net, X, Y, "cross_entropy", TOL[dtype] * 10)  # sums of ~270 terms instead of ~5
 

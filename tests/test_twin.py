@@ -46,6 +46,19 @@ def test_loops_match_vectorised(hidden, pair, dtype, shape):
     _compare(net, X, Y, loss, TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_dot_products_past_one_chunk(dtype):
+    """Forward, δ and gradient dot products summed over more than one chunk (K_CHUNK_BYTES of a row)."""
+    from fastbp._kernels import core
+
+    chunk = core.K_CHUNK_BYTES // np.dtype(dtype).itemsize  # terms per chunk
+    # n_in, δ's n_out and the samples all past one chunk; DELTA_DOT_MIN, GRAD_DOT_WIDTH met
+    net, X, Y = make_problem([chunk + 12, chunk + 5, chunk + 5, 3], "tanh", "softmax", "cross_entropy",
+                             n=chunk + 7, dtype=dtype, seed=3)  # fmt: skip
+    # sums of about 8x more terms than TOL's 128
+    _compare(net, X, Y, "cross_entropy", TOL[dtype] * (chunk + 12) / 128)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     sizes=st.lists(st.integers(1, 24), min_size=2, max_size=5),

@@ -18,7 +18,7 @@ Rules that keep the kernels fast and reproducible:
 * the innermost loop runs over the contiguous index.
 * tiles that keep a block of θ in cache; inside a tile, dot products along
   contiguous rows in register blocks of four rows × two rows (``_dot_block``),
-  summed in chunks of ``K_CHUNK`` terms; transposes packed into the workspace
+  summed in chunks of ``K_CHUNK_BYTES`` of each row; transposes packed into the workspace
   where the dot products need them and repay them (``DELTA_DOT_MIN``,
   ``DELTA_DOT_LENGTH``, ``GRAD_DOT_MIN``, ``GRAD_DOT_WIDTH``); sums of four
   rows of θ per pass otherwise.
@@ -289,7 +289,11 @@ _output_tiles = tiled(_output_tile)
 TILE_SAMPLES = 32  # samples per tile (a multiple of BLOCK)
 TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
 TILE_COLS = 128  # columns of δ^l (or of ∂C/∂θ) per tile
-K_CHUNK = 256  # terms per chunk of a dot product (the six rows in use stay in L1)
+# Bytes of each row per chunk of a dot product (1,024 float32 or 512 float64 terms): the six
+# rows in use (24 KiB) stay in L1, and each dot product pays its eight horizontal sums once per
+# chunk.  Chunks of 256 terms (1 KiB of float32) ran the float32 kernels 1.2-1.6x slower
+# (scripts/bench_layer_kernels.py, 1024 samples, 784 or 1024 -> 1024, serial).
+K_CHUNK_BYTES = 4096
 PAIR_MIN_LENGTH = 64  # dot products shorter than this use blocks of four rows × one
 # Samples from which the kernels use dot products over packed transposes.
 # Packing θ^T costs n_in·n_out copies whatever n is, so the δ recursion needs
@@ -483,8 +487,9 @@ def _forward_tile(t, W, b, A_in, Z, A_out, code, WT, tile_n, tile_j):
                 _add_rows(z, a[k], _input(a, k + 1), _input(a, k + 2), _input(a, k + 3),
                           WT[k], WT[k + 1], WT[k + 2], WT[k + 3])  # fmt: skip
     else:
-        for c0 in range(0, n_in, K_CHUNK):
-            _dot_block(A_in, W, Z, i_beg, i_end, j0, j1, c0, min(c0 + K_CHUNK, n_in), c0 > 0)
+        kc = K_CHUNK_BYTES // A_in.itemsize
+        for c0 in range(0, n_in, kc):
+            _dot_block(A_in, W, Z, i_beg, i_end, j0, j1, c0, min(c0 + kc, n_in), c0 > 0)
         for i in range(i_beg, i_end):
             for j in range(j0, j1):
                 Z[i, j] += b[j]
@@ -500,7 +505,7 @@ def layer_forward(W, b, A_in, Z, A_out, code, T, parallel):
     """z = θa + b and a' = f(z) for every sample.
 
     Each z is a dot product of a row of θ with a row of a (:func:`_dot_block`),
-    summed over chunks of ``K_CHUNK`` inputs so the rows in use stay in L1.
+    summed over chunks of ``K_CHUNK_BYTES`` of each row so the rows in use stay in L1.
     With few inputs (``_packed_rows``), θ^T is packed into ``T`` first and
     each row of z is b plus a sum of rows of θ^T weighted by the sample's
     inputs, along the contiguous neurons, four rows per pass.
@@ -543,14 +548,15 @@ def _backward_tile(t, W, D_next, Z, A, D, code, T, dot, tc, ts):
     k0, k1, i0, i1 = _tile_ranges(t, n_in, tc, n, ts)
     m = k1 - k0
     if dot:
+        kc = K_CHUNK_BYTES // D.itemsize
         for j in range(n_out):  # pack θ[:, k0:k1] as T[k0:k1, :]
             w = W[j, k0:k1]
             for k in range(m):
                 T[k0 + k, j] = w[k]
         for s0 in range(i0, i1, TILE_SAMPLES):
             s1 = min(s0 + TILE_SAMPLES, i1)
-            for c0 in range(0, n_out, K_CHUNK):
-                _dot_block(D_next, T, D, s0, s1, k0, k1, c0, min(c0 + K_CHUNK, n_out), c0 > 0)
+            for c0 in range(0, n_out, kc):
+                _dot_block(D_next, T, D, s0, s1, k0, k1, c0, min(c0 + kc, n_out), c0 > 0)
     else:  # a few samples: packing θ^T would cost more than it saves
         j4 = n_out - n_out % BLOCK
         if j4 == 0:  # otherwise the first four rows of θ store: no pass to zero δ
@@ -700,13 +706,14 @@ def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
     k0, k1, j0, j1 = _tile_ranges(t, n_in, tc, n_out, tj)
     m = k1 - k0
     if dot:
+        kc = K_CHUNK_BYTES // dW.itemsize
         for i in range(n):
             for k in range(k0, k1):
                 AT[k, i] = A_in[i, k]
         for b0 in range(j0, j1, TILE_UNITS):  # blocks of neurons whose rows stay in cache
             b1 = min(b0 + TILE_UNITS, j1)
-            for c0 in range(0, n, K_CHUNK):
-                _dot_block(DT, AT, dW, b0, b1, k0, k1, c0, min(c0 + K_CHUNK, n), c0 > 0)
+            for c0 in range(0, n, kc):
+                _dot_block(DT, AT, dW, b0, b1, k0, k1, c0, min(c0 + kc, n), c0 > 0)
         for j in range(j0, j1):
             g = dW[j, k0:k1]
             for k in range(m):
@@ -751,7 +758,7 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
     are transposed into ``T`` (δ first, on the calling thread; each tile
     then packs the rows of (a^l)^T for its own columns) so every gradient is a
     dot product over the samples (:func:`_dot_block`, summed in chunks of
-    ``K_CHUNK`` samples); below it the sums over a few samples are
+    ``K_CHUNK_BYTES`` of samples); below it the sums over a few samples are
     too short for that, and each tile adds four samples' outer products per
     pass along rows of dW instead, each δ scaled by 1/n on the way (no pass
     over dW to zero or scale it).  Either way the order of every sum depends
