@@ -18,8 +18,9 @@ Rules that keep the kernels fast and reproducible:
 * the innermost loop runs over the contiguous index.
 * tiles that keep a block of θ in cache; inside a tile, dot products along
   contiguous rows in register blocks of four rows × two rows (``_dot_block``),
-  summed in chunks of ``K_CHUNK_BYTES`` of each row; transposes packed into the workspace
-  where the dot products need them and repay them (``DELTA_DOT_MIN``,
+  summed in chunks of ``K_CHUNK_BYTES`` of each row (``_dot_chunks``);
+  transposes packed into the workspace where the dot products need them and
+  repay them (``DELTA_DOT_MIN``,
   ``DELTA_DOT_LENGTH``, ``GRAD_DOT_MIN``, ``GRAD_DOT_WIDTH``); sums of four
   rows of θ per pass otherwise.
 * constants take the array's dtype (``one = Z.dtype.type(1)``): a float64
@@ -291,8 +292,9 @@ TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
 TILE_COLS = 128  # columns of δ^l (or of ∂C/∂θ) per tile
 # Bytes of each row per chunk of a dot product (1,024 float32 or 512 float64 terms): the six
 # rows in use (24 KiB) stay in L1, and each dot product pays its eight horizontal sums once per
-# chunk.  Chunks of 256 terms (1 KiB of float32) ran the float32 kernels 1.2-1.6x slower
-# (scripts/bench_layer_kernels.py, 1024 samples, 784 or 1024 -> 1024, serial).
+# chunk.  With chunks of 256 terms (1 KiB of float32), scripts/bench_layer_kernels.py ran the
+# float32 kernels of 1024 -> 1024 at 1024 samples 1.2-1.8x slower (forward, δ and gradients);
+# with 784 inputs the forward 1.2-1.6x, δ and the gradients mixed (0.85-1.6x).
 K_CHUNK_BYTES = 4096
 PAIR_MIN_LENGTH = 64  # dot products shorter than this use blocks of four rows × one
 # Samples from which the kernels use dot products over packed transposes.
@@ -443,6 +445,17 @@ def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
                     out[i, j] = out[i, j] + s if add else s
 
 
+@njit(error_model="numpy", inline="always")
+def _dot_chunks(L, R, out, i_beg, i_end, j0, j1, length):
+    """out[i, j] = Σ_{k < length} L[i, k] R[j, k] over the block: :func:`_dot_block` chunk by chunk of a row.
+
+    The chunks are ``K_CHUNK_BYTES`` long, so the order of every sum depends on the shapes and dtype alone.
+    """
+    kc = K_CHUNK_BYTES // out.itemsize  # terms per chunk
+    for c0 in range(0, length, kc):
+        _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, min(c0 + kc, length), c0 > 0)
+
+
 # inline="always": Numba pastes them into the caller.  LLVM left them as calls,
 # which slowed the δ kernel at batch 32 (scripts/bench_layer_kernels.py).
 @njit(fastmath=FASTMATH, error_model="numpy", inline="always")
@@ -487,9 +500,7 @@ def _forward_tile(t, W, b, A_in, Z, A_out, code, WT, tile_n, tile_j):
                 _add_rows(z, a[k], _input(a, k + 1), _input(a, k + 2), _input(a, k + 3),
                           WT[k], WT[k + 1], WT[k + 2], WT[k + 3])  # fmt: skip
     else:
-        kc = K_CHUNK_BYTES // A_in.itemsize
-        for c0 in range(0, n_in, kc):
-            _dot_block(A_in, W, Z, i_beg, i_end, j0, j1, c0, min(c0 + kc, n_in), c0 > 0)
+        _dot_chunks(A_in, W, Z, i_beg, i_end, j0, j1, n_in)
         for i in range(i_beg, i_end):
             for j in range(j0, j1):
                 Z[i, j] += b[j]
@@ -548,15 +559,12 @@ def _backward_tile(t, W, D_next, Z, A, D, code, T, dot, tc, ts):
     k0, k1, i0, i1 = _tile_ranges(t, n_in, tc, n, ts)
     m = k1 - k0
     if dot:
-        kc = K_CHUNK_BYTES // D.itemsize
         for j in range(n_out):  # pack θ[:, k0:k1] as T[k0:k1, :]
             w = W[j, k0:k1]
             for k in range(m):
                 T[k0 + k, j] = w[k]
         for s0 in range(i0, i1, TILE_SAMPLES):
-            s1 = min(s0 + TILE_SAMPLES, i1)
-            for c0 in range(0, n_out, kc):
-                _dot_block(D_next, T, D, s0, s1, k0, k1, c0, min(c0 + kc, n_out), c0 > 0)
+            _dot_chunks(D_next, T, D, s0, min(s0 + TILE_SAMPLES, i1), k0, k1, n_out)
     else:  # a few samples: packing θ^T would cost more than it saves
         j4 = n_out - n_out % BLOCK
         if j4 == 0:  # otherwise the first four rows of θ store: no pass to zero δ
@@ -706,14 +714,11 @@ def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
     k0, k1, j0, j1 = _tile_ranges(t, n_in, tc, n_out, tj)
     m = k1 - k0
     if dot:
-        kc = K_CHUNK_BYTES // dW.itemsize
         for i in range(n):
             for k in range(k0, k1):
                 AT[k, i] = A_in[i, k]
         for b0 in range(j0, j1, TILE_UNITS):  # blocks of neurons whose rows stay in cache
-            b1 = min(b0 + TILE_UNITS, j1)
-            for c0 in range(0, n, kc):
-                _dot_block(DT, AT, dW, b0, b1, k0, k1, c0, min(c0 + kc, n), c0 > 0)
+            _dot_chunks(DT, AT, dW, b0, min(b0 + TILE_UNITS, j1), k0, k1, n)
         for j in range(j0, j1):
             g = dW[j, k0:k1]
             for k in range(m):
