@@ -77,6 +77,8 @@ def _run(net: Network, code: int, ws: Workspace, n: int, backend: str) -> float:
                 ws.grad,
                 ws.costs,
                 ws.T,
+                ws.P,
+                True,  # keep a, z and δ of every layer: the caller reads δ
             )
         )
     gw, gb = net._split(ws.grad)

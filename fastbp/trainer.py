@@ -270,7 +270,7 @@ class Trainer:
         assert ws is not None
         total, seen = _kernels.train_epoch(
             net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off, ws.Z, ws.z_off,
-            self._loss, X, Y, perm, ws.capacity, ws.Y, ws.D, ws.grad, ws.costs, ws.T,
+            self._loss, X, Y, perm, ws.capacity, ws.Y, ws.D, ws.grad, ws.costs, ws.T, ws.P,
             self.optimizer.code, hyper, self.decay, self.weight_decay, self.state1, self.state2, self.step, norms,
         )  # fmt: skip
         return float(total), int(seen)

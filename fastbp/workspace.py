@@ -9,10 +9,11 @@ uses the first ``n`` rows of each layer's block.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from ._kernels.core import forward_scratch, gradient_scratch
+from ._kernels.core import forward_scratch, gradient_scratch, network_scratch
 
 
 class Workspace:
@@ -49,6 +50,11 @@ class Workspace:
         recursion, or the forward pass of a layer with few inputs) or one
         pair (a^l)^T, (δ^{l+1})^T, or the partial sums of a narrow layer
         (weight gradients).
+    P : ndarray, flat, or None
+        For a network whose every layer is narrow, with room for a chunk of
+        samples (``core.network_scratch``): the partial gradients of every
+        chunk and one chunk's a^T, z^T and δ^T per thread.  None otherwise,
+        and the kernels are compiled without the chunked pipeline.
     """
 
     def __init__(self, sizes: tuple[int, ...], n_params: int, capacity: int, dtype: np.dtype) -> None:
@@ -72,11 +78,15 @@ class Workspace:
         # (a^l)^T and (δ^{l+1})^T, or the chunks' partial sums of narrow layers
         acts_t = [gradient_scratch(capacity, int(widths[l]), int(widths[l + 1])) for l in pairs]
         self.T: NDArray = np.zeros(max(theta_t + acts_t), dtype=self.dtype)
+        threads = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+        n_pipe = network_scratch(self.sizes, n_params, capacity, threads)
+        self.P: NDArray | None = np.zeros(n_pipe, dtype=self.dtype) if n_pipe else None
 
     @property
     def nbytes(self) -> int:
         """Bytes held by every buffer of the workspace."""
-        return sum(b.nbytes for b in (self.A, self.Z, self.D, self.grad, self.Y, self.costs, self.scratch, self.T))
+        bufs = (self.A, self.Z, self.D, self.grad, self.Y, self.costs, self.scratch, self.T, self.P)
+        return sum(b.nbytes for b in bufs if b is not None)
 
     def a(self, l: int, n: int) -> NDArray:
         """View of a of layer ``l`` (0 is the input), shape ``(n, sizes[l])``."""

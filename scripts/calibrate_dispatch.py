@@ -92,7 +92,7 @@ def step_rows(widths, batches, min_time):
             if not core.layers_parallel(net._sizes, m):
                 continue  # train_epoch would run this update serially anyway
             bp = (net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off, ws.Z, ws.z_off, m, code,
-                  ws.Y[:m], ws.D, ws.grad, ws.costs, ws.T)  # fmt: skip
+                  ws.Y[:m], ws.D, ws.grad, ws.costs, ws.T, ws.P, False)  # fmt: skip
             for opt in (fastbp.SGD(lr=1e-6), fastbp.Adam(lr=1e-6)):
                 up = (opt.code, opt.hyper(opt.lr), net.params, ws.grad, zeros[0], 0.0, zeros[1], zeros[2], 1)
 

@@ -135,3 +135,20 @@ def test_few_inputs_forward_in_parallel(dtype, wide):
     n = PARALLEL_MIN_WORK // (sizes[0] * sizes[1]) + core.TILE_SAMPLES + 5  # a partial last tile
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
     _assert_matches_naive(net, X, Y, "cross_entropy", TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n", [128, 2 * 128 + 37])  # NET_CHUNK; two chunks and a partial one
+def test_narrow_network_runs_samples_contiguous(hidden, pair, dtype, n):
+    """All layers narrow, at least NET_CHUNK samples: the pass runs chunk by chunk with samples contiguous.
+
+    5 inputs and 3 outputs leave remainders in every four-way loop, and δ of the
+    6-wide layer comes from only 3 columns.
+    """
+    from fastbp._kernels import core
+
+    assert n % core.NET_CHUNK in (0, 37)
+    output, loss = pair
+    net, X, Y = make_problem([5, 9, 6, 3], hidden, output, loss, n=n, dtype=dtype)
+    assert core._narrow_net(net._sizes, n)  # the pipeline really runs
+    _assert_matches_naive(net, X, Y, loss, TOL[dtype] * 10)

@@ -26,6 +26,14 @@ HASH_SCRIPT = textwrap.dedent(
             for arr in [g.params, *g.deltas, net.forward(X)]:
                 h.update(arr.tobytes())
             h.update(repr(g.loss).encode())
+        # a narrow network: chunks of samples over the threads (1,000 samples: the parallel launch)
+        net = fastbp.Network([8, 24, 12, 3], activation="tanh", output="softmax", dtype=dtype, seed=1)
+        X = np.random.default_rng(3).normal(size=(1000, 8))
+        y = np.random.default_rng(4).integers(0, 3, size=1000)
+        g = fastbp.backprop(net, X, y, loss="cross_entropy")
+        for arr in [g.params, *g.deltas]:
+            h.update(arr.tobytes())
+        h.update(repr(g.loss).encode())
     print(numba.get_num_threads(), numba.threading_layer(), h.hexdigest())
     """
 )
@@ -57,9 +65,10 @@ ALLOC_SCRIPT = textwrap.dedent(
     # call keeps that cost fixed, so any difference between k = 1 and k = 10
     # is allocation inside the kernels.
     @njit
-    def repeat(k, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, T):
+    def repeat(k, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, T, P):
         for _ in range(k):
-            _kernels.backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, T)
+            _kernels.backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, T, P,
+                              True)  # fmt: skip
             _kernels.forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, T)
 
     def count(k, args):
@@ -76,8 +85,16 @@ ALLOC_SCRIPT = textwrap.dedent(
         fastbp.backprop(net, X, y, loss="cross_entropy")  # sizes the workspace
         ws = net.workspace(33)
         args = (net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off,
-                ws.Z, ws.z_off, 33, 1, ws.Y[:33], ws.D, ws.grad, ws.costs, ws.T)
+                ws.Z, ws.z_off, 33, 1, ws.Y[:33], ws.D, ws.grad, ws.costs, ws.T, ws.P)
         repeat(1, *args)  # compile
+        print(count(1, args), count(10, args))
+        # a narrow network with 300 samples: the chunked pipeline and its scratch
+        net = fastbp.Network([6, 20, 10, 3], activation="tanh", output="softmax", dtype=dtype, seed=0)
+        X, y = rng.normal(size=(300, 6)), rng.integers(0, 3, size=300)
+        fastbp.backprop(net, X, y, loss="cross_entropy")
+        ws = net.workspace(300)
+        args = (net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off,
+                ws.Z, ws.z_off, 300, 1, ws.Y[:300], ws.D, ws.grad, ws.costs, ws.T, ws.P)
         print(count(1, args), count(10, args))
 
     # a whole epoch is one compiled call: 4 steps or 40 steps, the same allocations
@@ -90,6 +107,9 @@ ALLOC_SCRIPT = textwrap.dedent(
         tr.fit(X[:m], y[:m])
         return rtsys.get_allocation_stats().alloc - before.alloc
     print(fit_allocs(44), fit_allocs(440))
+    tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=fastbp.Adam(), batch_size=128, seed=0)
+    tr.fit(X[:256], y[:256])  # compile: batches of 128, the narrow pipeline
+    print(fit_allocs(256), fit_allocs(440))
     """
 )
 
@@ -97,9 +117,10 @@ ALLOC_SCRIPT = textwrap.dedent(
 def test_kernels_allocate_nothing_on_repeated_calls():
     """Numba's runtime counts every allocation its compiled code makes."""
     lines = _run(ALLOC_SCRIPT, NUMBA_NRT_STATS="1")
-    assert len(lines) == 6
-    assert lines[0] == lines[1] and lines[2] == lines[3], lines
-    assert lines[4] == lines[5], lines  # training: nothing allocated per step
+    assert len(lines) == 12
+    for i in range(0, 8, 2):  # backprop and forward, row kernels and narrow pipeline, both dtypes
+        assert lines[i] == lines[i + 1], lines
+    assert lines[8] == lines[9] and lines[10] == lines[11], lines  # training: nothing allocated per step
 
 
 def test_allocation_counter_sees_allocations():
@@ -231,3 +252,36 @@ def test_update_threshold_counts_parameters_after_parallel_layers():
     assert update_parallel(True, PARALLEL_MIN_PARAMS)
     assert not update_parallel(True, PARALLEL_MIN_PARAMS - 1)
     assert not update_parallel(False, 1 << 30)  # serial layer kernels: serial update, however large
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_narrow_pipeline_serial_and_parallel_give_the_same_bits(dtype):
+    """The chunks of a narrow network, run in order or over the threads; no chunk reads stale scratch."""
+    from fastbp._kernels import core
+
+    net = fastbp.Network([7, 20, 9, 3], activation="tanh", output="softmax", dtype=dtype, seed=0)
+    n = 3 * core.NET_CHUNK + 17
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(n, 7)), rng.integers(0, 3, size=n)
+    fastbp.backprop(net, X, y, loss="cross_entropy")  # fills the workspace: inputs and targets
+    ws = net.workspace(n)
+    n_ch = -(-n // core.NET_CHUNK)
+    outs = []
+    for parallel in (True, False):
+        ws.P[:] = np.nan  # scratch read before it is written would show
+        ws.A[ws.a_off[1] :] = np.nan  # everything but the inputs
+        ws.Z[:], ws.D[:], ws.costs[:] = np.nan, np.nan, np.nan
+        core._narrow_chunks(parallel, n_ch, net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A,
+                            ws.a_off, ws.Z, ws.z_off, n, 1, ws.Y[:n], ws.D, ws.costs, ws.P, True)  # fmt: skip
+        parts = ws.P[: n_ch * net.params.size]
+        used = [ws.a(l + 1, n) for l in range(3)] + [f(l, n) for l in range(3) for f in (ws.z, ws.d)]
+        assert np.isfinite(parts).all() and all(np.isfinite(u).all() for u in used)
+        outs.append([parts.copy(), *(u.copy() for u in used), ws.costs[:n].copy()])
+    for a, b in zip(*outs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the chunks' partial sums add up to n times the gradient
+    g = fastbp.backprop(net, X, y, loss="cross_entropy", backend="vectorised")
+    total = outs[0][0].reshape(n_ch, -1).astype(np.float64).sum(axis=0) / n
+    assert np.abs(total - g.params).max() <= (1e-12 if dtype == "float64" else 1e-5) * np.abs(g.params).max()
+    for cres in core._narrow_chunks.overloads.values():  # the launcher is parallel
+        assert len(cres.metadata["parfor_diagnostics"].get_parfors()) == 1

@@ -82,6 +82,35 @@ def test_accuracy_kinds():
     assert "accuracy" not in reg.evaluate(X, np.random.default_rng(3).normal(size=(40, 3)))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_narrow_network_batches_follow_the_vectorised_trajectory(dtype):
+    """Batches of at least NET_CHUNK samples of a narrow network run through the chunked pipeline.
+
+    300 samples in batches of 128: two full batches and a 44-sample one through
+    the row kernels.  The δ norms come from the pipeline's δ written back to the
+    workspace (only when tracked), so tracking them must not change the result.
+    """
+    from fastbp._kernels import core
+
+    X, y = _data(n=300)
+    sizes = [12, 16, 8, 4]
+    assert core._narrow_net(np.array(sizes), 128) and not core._narrow_net(np.array(sizes), 44)
+    runs = []
+    for backend, track in (("loops", True), ("loops", False), ("vectorised", True)):
+        net = fastbp.Network(sizes, activation=["tanh", "relu"], output="softmax", dtype=dtype, seed=1)
+        tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=fastbp.Adam(lr=0.01), batch_size=128,
+                            weight_decay=1e-3, backend=backend, seed=2)  # fmt: skip
+        h = tr.fit(X, y, epochs=5, track_deltas=track)
+        runs.append((net.params, h.history))
+    (a, ha), (a2, ha2), (b, hb) = runs
+    np.testing.assert_array_equal(a, a2)
+    assert ha["loss"] == ha2["loss"]
+    tol = 1e-9 if dtype == "float64" else 2e-3
+    assert scaled_err(a, b) <= tol
+    np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=tol)
+    np.testing.assert_allclose(ha["delta_norm"], hb["delta_norm"], rtol=tol)
+
+
 def test_track_deltas_is_the_mean_norm_of_delta():
     """With one full batch per epoch, the recorded norms are those of backprop before the step."""
     X, Y = _data(n=30, n_in=6, n_out=2, labels=False)
@@ -292,6 +321,13 @@ TRAIN_SCRIPT = textwrap.dedent(
         hist = tr.fit(X, y, epochs=3, track_deltas=True)
         h.update(net.params.tobytes())
         h.update(repr(hist.history["loss"]).encode() + repr(hist.history["delta_norm"]).encode())
+        # a narrow network in batches of 1,000: the chunked pipeline over the threads
+        net = fastbp.Network([8, 24, 12, 3], activation="tanh", output="softmax", dtype=dtype, seed=1)
+        tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=fastbp.Adam(lr=0.01), batch_size=1000, seed=2)
+        Xn, yn = rng.normal(size=(2500, 8)), rng.integers(0, 3, size=2500)
+        for track in (True, False):
+            hist = tr.fit(Xn, yn, epochs=2, track_deltas=track)
+            h.update(net.params.tobytes() + repr(hist.history["loss"]).encode())
     print(numba.get_num_threads(), h.hexdigest())
     """
 )

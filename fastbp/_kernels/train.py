@@ -116,14 +116,14 @@ def step_update(code, hyper, params, grad, decay, wd, s1, s2, step, spread):
 
 @njit(error_model="numpy", cache=True)
 def train_epoch(
-    params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, loss, X, Y, perm, batch, Yb, D, grad, costs, T,
+    params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, loss, X, Y, perm, batch, Yb, D, grad, costs, T, P,
     code, hyper, decay, wd, s1, s2, step, norms,
 ):  # fmt: skip
     """Train one epoch: every mini-batch of ``perm``, forward, backward, update.
 
     Parameters
     ----------
-    params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, loss, D, grad, costs, T
+    params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, loss, D, grad, costs, T, P
         As for :func:`~fastbp._kernels.core.backprop`; the workspace holds
         ``batch`` samples.
     X : ndarray of shape (n_samples, sizes[0])
@@ -169,7 +169,8 @@ def train_epoch(
                 A0[i, k] = X[r, k]
             for k in range(n_out):
                 Yb[i, k] = Y[r, k]
-        mean = backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, m, loss, Yb[:m], D, grad, costs, T)
+        mean = backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, m, loss, Yb[:m], D, grad, costs, T, P,
+                        track)  # fmt: skip
         if not np.isfinite(mean):
             return total, seen
         total += mean * m
