@@ -852,8 +852,9 @@ def output_parallel(n, n_out):
 # samples as the contiguous index: a^T, z^T and δ^T of the chunk, so every loop runs
 # along NET_CHUNK samples.  Each chunk leaves its partial sums of ∂C/∂θ and ∂C/∂b, laid
 # out like the parameters, and the driver adds them in chunk order: the same bits for
-# any thread count.  Only the output layer goes through the row layout, so δ^L and the
-# costs come from the same code (``_output_tile``) as in the row kernels.  A 4-32-16-4
+# any thread count.  δ^L and the costs are computed along the samples too
+# (``_output_columns``), except for a softmax output, which normalises each sample's
+# row and goes through the row layout and ``_output_tile``.  A 4-32-16-4
 # tanh network trained on full batches of 10,000 float32 samples 1.9x faster per epoch.
 # The pipeline added 17 s to an empty-cache compile, so the drivers take it only
 # when the workspace has room for it (``P`` not None: ``network_scratch``); other
@@ -906,11 +907,42 @@ def _chunk_rows(P, base, sizes, l, m):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
+def _output_columns(loss, code, ZT, AT, Y, DT, costs):
+    """δ^L and C_n of an elementwise output (not softmax) with samples contiguous: the twin of :func:`_output_tile`.
+
+    ``ZT``, ``AT``, ``DT`` have shape (n_L, m); ``Y`` (m, n_L) and ``costs`` (m,) are rows of samples.
+    Each C_n is summed over the outputs in order, as in ``_output_tile``.
+    """
+    zero = ZT.dtype.type(0.0)
+    n_out, m = ZT.shape
+    for s in range(m):
+        costs[s] = zero
+    if loss == _CROSS_ENTROPY:  # sigmoid output: from the logits, fused δ = a − y
+        for j in range(n_out):
+            z, a, d = ZT[j], AT[j], DT[j]
+            for s in range(m):
+                y = Y[s, j]
+                costs[s] += max(z[s], zero) - z[s] * y + log1p(exp(-abs(z[s])))
+                d[s] = a[s] - y
+    else:  # quadratic: δ = (a − y) ⊙ f'(z)
+        for j in range(n_out):
+            a, d = AT[j], DT[j]
+            for s in range(m):
+                r = a[s] - Y[s, j]
+                costs[s] += r * r
+                d[s] = r
+        half = ZT.dtype.type(0.5)
+        for s in range(m):
+            costs[s] *= half
+        _times_derivative(code, ZT, AT, DT, _ZERO, n_out, _ZERO, m)
+
+
+@njit(fastmath=FASTMATH, error_model="numpy")
 def _narrow_chunk(c, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs, P, keep):
     """Chunk ``c`` of :func:`backprop` for a narrow network: forward, δ^L, the δ recursion, partial gradients.
 
-    Writes the chunk's rows of the costs and of z^L, a^L, δ^L; with ``keep``, also
-    its rows of a, z and δ of every hidden layer.  Its partial sums of ∂C/∂θ go to
+    Writes the chunk's rows of the costs; with ``keep``, also its rows of a, z and δ
+    of every layer (a softmax output's always).  Its partial sums of ∂C/∂θ go to
     ``P[c · n_params:]`` (not yet divided by n).
     """
     zero = P.dtype.type(0.0)
@@ -947,18 +979,23 @@ def _narrow_chunk(c, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, l
                 _add_row(z, W[j, k], a_in[k])
         Zr = _rows(Z, z_off, l, n, n_out)[s0 : s0 + m]
         Ar = _rows(A, a_off, l + 1, n, n_out)[s0 : s0 + m]
-        if l < top:
-            a_out = _chunk_rows(P, a_base, sizes, l + 1, m)
+        Dr = _rows(D, z_off, l, n, n_out)[s0 : s0 + m]
+        a_out = _chunk_rows(P, a_base, sizes, l + 1, m)
+        if acts[l] != _SOFTMAX:  # elementwise f, and at the top δ^L and the costs, along the samples too
             _activate(acts[l], zT, a_out, _ZERO, n_out, _ZERO, m)
+            if l == top:
+                _output_columns(loss, acts[l], zT, a_out, Y[s0 : s0 + m], _chunk_rows(P, d_base, widths, l, m),
+                                costs[s0 : s0 + m])  # fmt: skip
             if keep:
                 _transpose(zT, Zr)
                 _transpose(a_out, Ar)
-        else:  # the output layer through the row layout: softmax and the losses work on rows of samples
+                if l == top:
+                    _transpose(_chunk_rows(P, d_base, widths, l, m), Dr)
+        else:  # softmax normalises each sample's row: through the row layout, as the row kernels do
             _transpose(zT, Zr)
             _activate(acts[l], Zr, Ar, _ZERO, m, _ZERO, n_out)
-            Yr, Dr = Y[s0 : s0 + m], _rows(D, z_off, l, n, n_out)[s0 : s0 + m]
             for t in range((m + TILE_SAMPLES - 1) // TILE_SAMPLES):
-                _output_tile(t, loss, acts[l], Zr, Ar, Yr, Dr, costs[s0 : s0 + m])
+                _output_tile(t, loss, acts[l], Zr, Ar, Y[s0 : s0 + m], Dr, costs[s0 : s0 + m])
             _transpose(Dr, _chunk_rows(P, d_base, widths, l, m))
     for l in range(top, -1, -1):  # backward
         n_in, n_out = sizes[l], sizes[l + 1]
@@ -1141,10 +1178,10 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
         branch is then pruned at compile time, so only the networks that use
         the pipeline compile it (it added 17 s to an empty-cache compile).
     keep : bool
-        Whether a, z and δ of the hidden layers must be left in ``A``, ``Z``
-        and ``D``.  Narrow networks (:func:`_narrow_net`) keep them in
-        per-chunk scratch and write them back only when asked; the output
-        layer's and the costs are always written.
+        Whether a, z and δ of every layer must be left in ``A``, ``Z`` and
+        ``D``.  Narrow networks (:func:`_narrow_net`) keep them in per-chunk
+        scratch and write them back only when asked; the costs are always
+        written.
 
     Returns
     -------
