@@ -23,6 +23,9 @@ Rules that keep the kernels fast and reproducible:
   repay them (``DELTA_DOT_MIN``,
   ``DELTA_DOT_LENGTH``, ``GRAD_DOT_MIN``, ``GRAD_DOT_WIDTH``); sums of four
   rows of θ per pass otherwise.
+* a network of narrow layers runs its whole pass chunk by chunk of samples
+  instead, with samples as the contiguous index (``_narrow_chunk``), compiled
+  only where the workspace passes room for it (``P``).
 * constants take the array's dtype (``one = Z.dtype.type(1)``): a float64
   literal would promote a float32 loop to float64.
 * ``fastmath={"reassoc", "contract"}`` lets reductions vectorise without the
