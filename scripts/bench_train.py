@@ -16,6 +16,12 @@ Usage::
 
     python scripts/bench_train.py                 # everything, 2 threads
     python scripts/bench_train.py --configs tiny --threads 1
+    python scripts/bench_train.py --configs tiny --rounds 5 --no-first-fit
+
+On a shared machine one run's ratio can be far off (PyTorch's tiny epoch moved
+between 1.9 and 5.1 ms in one session): ``--rounds R`` runs every backend R
+times, alternating them, and prints the median time of each and the median of
+the R paired ratios.
 """
 
 from __future__ import annotations
@@ -145,8 +151,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--rounds", type=int, default=1, help="runs of each backend, alternated (default 1)")
+    p.add_argument("--no-first-fit", action="store_true", help="skip the first-fit measurement")
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.worker:
         worker(args.worker[0], args.worker[1], args.threads)
         return
@@ -157,22 +167,35 @@ def main() -> None:
     env = dict(os.environ)
     env.setdefault("NUMBA_THREADING_LAYER", "omp")
     env["NUMBA_NUM_THREADS"] = str(args.threads)
-    results: dict[tuple[str, str], dict] = {}
+    results: dict[tuple[str, str], list[dict]] = {}
     for config in args.configs:
-        for backend in backends:
-            e = dict(env)
-            blas = "1" if backend == "loops" else str(args.threads)
-            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-                e[var] = blas
-            cmd = [sys.executable, __file__, "--threads", str(args.threads), "--worker", config, backend]
-            out = subprocess.run(cmd, env=e, capture_output=True, text=True, check=False)
-            if out.returncode != 0:
-                raise SystemExit(f"{config}/{backend} failed:\n{out.stderr}")
-            results[config, backend] = json.loads(out.stdout.strip().splitlines()[-1])
+        for _ in range(args.rounds):  # backends alternated, so a busy spell hits each of them
+            for backend in backends:
+                e = dict(env)
+                blas = "1" if backend == "loops" else str(args.threads)
+                for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                    e[var] = blas
+                cmd = [sys.executable, __file__, "--threads", str(args.threads), "--worker", config, backend]
+                out = subprocess.run(cmd, env=e, capture_output=True, text=True, check=False)
+                if out.returncode != 0:
+                    raise SystemExit(f"{config}/{backend} failed:\n{out.stderr}")
+                results.setdefault((config, backend), []).append(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    loops = next(r for (c, b), r in results.items() if b == "loops")
+    def ms(config: str, backend: str) -> float:
+        return statistics.median(r["ms"] for r in results[config, backend])
+
+    def ratio(config: str, backend: str) -> float:
+        """Median over the rounds of backend / loops, each pair measured side by side."""
+        pairs = zip(results[config, backend], results[config, "loops"], strict=True)
+        return statistics.median(b["ms"] / lo["ms"] for b, lo in pairs)
+
+    def fmt(x: float) -> str:
+        return f"{x:.1f}" if x >= 10 else f"{x:.3f}"
+
+    loops = results[args.configs[0], "loops"][0]
     print(f"threads: {args.threads} (numba layer {loops['layer']}; BLAS and PyTorch given the same count)")
-    print("per-epoch milliseconds, median over the timed epochs after a warm-up epoch\n")
+    print("per-epoch milliseconds, median over the timed epochs after a warm-up epoch", end="")
+    print(f"; median of {args.rounds} alternated rounds, ratios paired by round\n" if args.rounds > 1 else "\n")
     head = "| config | loops ms | vectorised ms | vectorised/loops |"
     sep = "|---|---:|---:|---:|"
     if "torch" in backends:
@@ -181,13 +204,14 @@ def main() -> None:
     print(head)
     print(sep)
     for config in args.configs:
-        lo, ve = results[config, "loops"]["ms"], results[config, "vectorised"]["ms"]
-        row = f"| {config} | {lo:.1f} | {ve:.1f} | {ve / lo:.2f}x |"
+        row = f"| {config} | {fmt(ms(config, 'loops'))} | {fmt(ms(config, 'vectorised'))} | "
+        row += f"{ratio(config, 'vectorised'):.2f}x |"
         if "torch" in backends:
-            to = results[config, "torch"]["ms"]
-            row += f" {to:.1f} | {to / lo:.2f}x |"
+            row += f" {fmt(ms(config, 'torch'))} | {ratio(config, 'torch'):.2f}x |"
         print(row)
 
+    if args.no_first_fit:
+        return
     with tempfile.TemporaryDirectory() as cache:
         e = dict(env, NUMBA_CACHE_DIR=cache)
         cold = first_fit(e)
