@@ -20,7 +20,7 @@ def set_num_threads(n: int) -> None:
         (``NUMBA_NUM_THREADS``, by default the number of cores).
     """
     k = check_int("the thread count", n)
-    limit = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    limit = max_threads()
     if not 1 <= k <= limit:
         raise ValueError(
             f"the thread count must lie between 1 and {limit} (the threads Numba started with; "
@@ -32,3 +32,8 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Number of threads the compiled kernels use in the calling thread."""
     return int(numba.get_num_threads())
+
+
+def max_threads() -> int:
+    """Threads Numba started with (``NUMBA_NUM_THREADS``): the most any kernel can use."""
+    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]

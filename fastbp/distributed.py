@@ -84,8 +84,10 @@ def _worker_trainer(spec: _Spec) -> Trainer:
     """This process's trainer for ``spec``, its Numba thread count set for the calling thread."""
     import numba
 
+    from ._threads import max_threads
+
     # set_num_threads is per thread, and Dask runs tasks in its own threads
-    numba.set_num_threads(min(spec.numba_threads, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+    numba.set_num_threads(min(spec.numba_threads, max_threads()))
     # one trainer per Dask thread: a worker with several threads runs several chunks at once
     key = f"{spec.key()} thread {threading.get_ident()}"
     tr = _TRAINERS.get(key)

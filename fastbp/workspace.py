@@ -9,11 +9,11 @@ uses the first ``n`` rows of each layer's block.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
 from ._kernels.core import forward_scratch, gradient_scratch, network_scratch
+from ._threads import max_threads
 
 
 class Workspace:
@@ -78,8 +78,7 @@ class Workspace:
         # (a^l)^T and (δ^{l+1})^T, or the chunks' partial sums of narrow layers
         acts_t = [gradient_scratch(capacity, int(widths[l]), int(widths[l + 1])) for l in pairs]
         self.T: NDArray = np.zeros(max(theta_t + acts_t), dtype=self.dtype)
-        threads = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-        n_pipe = network_scratch(self.sizes, n_params, capacity, threads)
+        n_pipe = network_scratch(self.sizes, n_params, capacity, max_threads())
         self.P: NDArray | None = np.zeros(n_pipe, dtype=self.dtype) if n_pipe else None
 
     @property

@@ -697,6 +697,18 @@ def _gradient_chunk(c, D_next, A_in, T, per):
                 P[j, k] += t
 
 
+@njit(error_model="numpy", inline="always")
+def _sum_chunks(src, stride, n_ch, dst, scale):
+    """dst = scale · Σ_c src[c · stride : c · stride + len(dst)], the chunks added in order (any thread count)."""
+    dst[:] = src[: dst.shape[0]]
+    for c in range(1, n_ch):
+        part = src[c * stride : c * stride + dst.shape[0]]
+        for p in range(dst.shape[0]):
+            dst[p] += part[p]
+    for p in range(dst.shape[0]):
+        dst[p] *= scale
+
+
 @njit(fastmath=FASTMATH, error_model="numpy")
 def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
     """Tile ``t`` of :func:`layer_gradients`: the block of ∂C/∂θ (and of ∂C/∂b) it owns.
@@ -805,18 +817,9 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
     n_tiles = n_ch if narrow else _n_tiles(n_in, tc, n_out, tj)
     _gradient_tiles(parallel, n_tiles, D_next, A_in, dW, db, T, dot, tc, tj, per)
     if narrow:  # the chunks' partial sums, in chunk order
-        zero = dW.dtype.type(0.0)
         inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
-        for j in range(n_out):
-            for k in range(n_in):
-                acc = zero
-                for c in range(n_ch):
-                    acc += T[c * per + j * n_in + k]
-                dW[j, k] = acc * inv_n
-            acc = zero
-            for c in range(n_ch):
-                acc += T[c * per + n_out * n_in + j]
-            db[j] = acc * inv_n
+        _sum_chunks(T, per, n_ch, dW.reshape(n_out * n_in), inv_n)
+        _sum_chunks(T[n_out * n_in :], per, n_ch, db, inv_n)
 
 
 @njit(error_model="numpy", inline="always")
@@ -882,12 +885,19 @@ def _narrow_net(sizes, n):
     return True
 
 
+@njit(error_model="numpy", inline="always")
+def _widths_before(sizes, l):
+    """sizes[0] + ... + sizes[l - 1]."""
+    o = 0
+    for i in range(l):
+        o += sizes[i]
+    return o
+
+
 @njit(error_model="numpy")
 def _slot_length(sizes):
     """Scratch of one thread in the narrow pipeline: a^T of every layer, z^T and δ^T of every non-input one."""
-    total = 0
-    for l in range(sizes.shape[0]):
-        total += sizes[l]
+    total = _widths_before(sizes, sizes.shape[0])
     return NET_CHUNK * (total + 2 * (total - sizes[0]))
 
 
@@ -903,10 +913,25 @@ def network_scratch(sizes, n_params: int, n: int, n_threads: int) -> int:
 @njit(error_model="numpy", inline="always")
 def _chunk_rows(P, base, sizes, l, m):
     """Layer ``l``'s block in a thread's slot at ``base``: shape (sizes[l], m), samples contiguous."""
-    o = 0
-    for i in range(l):
-        o += sizes[i]
-    return P[base + NET_CHUNK * o : base + NET_CHUNK * o + sizes[l] * m].reshape((sizes[l], m))
+    o = base + NET_CHUNK * _widths_before(sizes, l)
+    return P[o : o + sizes[l] * m].reshape((sizes[l], m))
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", inline="always")
+def _weighted_rows(r, coef, V, add):
+    """r (+)= Σ_j coef[j] · V[j] along contiguous rows, four rows of V per pass; ``add`` false stores."""
+    n = V.shape[0]
+    j4 = n - n % BLOCK
+    if j4 == 0 and not add:
+        for s in range(r.shape[0]):
+            r[s] = r.dtype.type(0.0)
+    for j in range(0, j4, BLOCK):
+        if j == 0 and not add:  # the first four rows store: no pass to zero r
+            _set_rows(r, coef[j], coef[j + 1], coef[j + 2], coef[j + 3], V[j], V[j + 1], V[j + 2], V[j + 3])
+        else:
+            _add_rows(r, coef[j], coef[j + 1], coef[j + 2], coef[j + 3], V[j], V[j + 1], V[j + 2], V[j + 3])
+    for j in range(j4, n):
+        _add_row(r, coef[j], V[j])
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
@@ -956,9 +981,7 @@ def _narrow_chunk(c, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, l
     # Scratch per thread, not per chunk (a batch has many more chunks than there are
     # threads); every block is written before it is read, so which slot a chunk gets
     # does not change a bit.  The slot: a^T of every layer, then z^T and δ^T of the others.
-    total = 0
-    for l in range(sizes.shape[0]):
-        total += sizes[l]
+    total = _widths_before(sizes, sizes.shape[0])
     a_base = (n + NET_CHUNK - 1) // NET_CHUNK * n_params + get_thread_id() * _slot_length(sizes)
     z_base = a_base + NET_CHUNK * total
     d_base = z_base + NET_CHUNK * (total - sizes[0])
@@ -970,16 +993,11 @@ def _narrow_chunk(c, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, l
         W, b = _views(params, w_off, b_off, sizes, l)
         a_in = _chunk_rows(P, a_base, sizes, l, m)
         zT = _chunk_rows(P, z_base, widths, l, m)
-        k4 = n_in - n_in % BLOCK
         for j in range(n_out):
             z = zT[j]
             for s in range(m):
                 z[s] = b[j]
-            for k in range(0, k4, BLOCK):
-                _add_rows(z, W[j, k], W[j, k + 1], W[j, k + 2], W[j, k + 3], a_in[k], a_in[k + 1], a_in[k + 2],
-                          a_in[k + 3])  # fmt: skip
-            for k in range(k4, n_in):
-                _add_row(z, W[j, k], a_in[k])
+            _weighted_rows(z, W[j], a_in, True)
         Zr = _rows(Z, z_off, l, n, n_out)[s0 : s0 + m]
         Ar = _rows(A, a_off, l + 1, n, n_out)[s0 : s0 + m]
         Dr = _rows(D, z_off, l, n, n_out)[s0 : s0 + m]
@@ -1022,24 +1040,11 @@ def _narrow_chunk(c, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, l
                 Pw[j, k] = t
         if l == 0:
             break
-        # δ^T of layer l: row k = Σ_j θ_jk δ^T[j], four j per pass, times f'(z)
+        # δ^T of layer l: row k = Σ_j θ_jk δ^T[j], times f'(z)
         W, _ = _views(params, w_off, b_off, sizes, l)
         dT_in = _chunk_rows(P, d_base, widths, l - 1, m)
-        j4 = n_out - n_out % BLOCK
         for k in range(n_in):
-            r = dT_in[k]
-            if j4 == 0:
-                for s in range(m):
-                    r[s] = zero
-            for j in range(0, j4, BLOCK):
-                if j == 0:
-                    _set_rows(r, W[j, k], W[j + 1, k], W[j + 2, k], W[j + 3, k], dT[j], dT[j + 1], dT[j + 2],
-                              dT[j + 3])  # fmt: skip
-                else:
-                    _add_rows(r, W[j, k], W[j + 1, k], W[j + 2, k], W[j + 3, k], dT[j], dT[j + 1], dT[j + 2],
-                              dT[j + 3])  # fmt: skip
-            for j in range(j4, n_out):
-                _add_row(r, W[j, k], dT[j])
+            _weighted_rows(dT_in[k], W[:, k], dT, False)
         zT_in = _chunk_rows(P, z_base, widths, l - 1, m)
         _times_derivative(acts[l - 1], zT_in, a_in, dT_in, _ZERO, n_in, _ZERO, m)
         if keep:
@@ -1128,6 +1133,12 @@ def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, c
     width = sizes[top + 1]
     Zl, Al, Dl = _rows(Z, z_off, top, n, width), _rows(A, a_off, top + 1, n, width), _rows(D, z_off, top, n, width)
     output_delta(loss, acts[top], Zl, Al, Y, Dl, costs, output_parallel(n, width))
+    return _mean(costs, n)
+
+
+@njit(error_model="numpy", inline="always")
+def _mean(costs, n):
+    """Mean of costs[:n], summed in sample order."""
     total = 0.0
     for i in range(n):
         total += costs[i]
@@ -1138,21 +1149,10 @@ def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, c
 def _narrow_backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, P, keep):
     """:func:`backprop` of a narrow network: chunks of samples (:func:`_narrow_chunk`), then their sums in order."""
     n_ch = (n + NET_CHUNK - 1) // NET_CHUNK
-    n_params = params.shape[0]
     _narrow_chunks(layers_parallel(sizes, n), n_ch, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss,
                    Y, D, costs, P, keep)  # fmt: skip
-    grad[:] = P[:n_params]
-    for c in range(1, n_ch):  # chunk order: the same sums for any thread count
-        part = P[c * n_params : (c + 1) * n_params]
-        for p in range(n_params):
-            grad[p] += part[p]
-    inv_n = grad.dtype.type(1.0) / grad.dtype.type(n)
-    for p in range(n_params):
-        grad[p] *= inv_n
-    total = 0.0
-    for i in range(n):
-        total += costs[i]
-    return total / n
+    _sum_chunks(P, params.shape[0], n_ch, grad, grad.dtype.type(1.0) / grad.dtype.type(n))
+    return _mean(costs, n)
 
 
 @njit(error_model="numpy", cache=True, inline="always")
