@@ -254,6 +254,31 @@ def test_update_threshold_counts_parameters_after_parallel_layers():
     assert not update_parallel(False, 1 << 30)  # serial layer kernels: serial update, however large
 
 
+def test_borrowed_arrays_are_the_same_arrays():
+    """The serial launch's arrays without reference counting: the same data, and other values untouched."""
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    from fastbp._kernels.core import _borrowed
+
+    @njit
+    def write_through(a, k, b):
+        v = _borrowed((a, k, b, None))
+        v[0][1:][0] = v[1]  # a view of a borrowed array writes into the caller's array
+        return v[2].sum() + v[1]
+
+    a, b = np.zeros(3), np.arange(4.0)
+    assert write_through(a, 7, b) == 13.0
+    np.testing.assert_array_equal(a, [0.0, 7.0, 0.0])
+
+    @njit
+    def nested(a):
+        return _borrowed(((a,),))
+
+    with pytest.raises(TypingError):  # a tuple might own references that borrowing would drop
+        nested(a)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_narrow_pipeline_serial_and_parallel_give_the_same_bits(dtype):
     """The chunks of a narrow network, run in order or over the threads; no chunk reads stale scratch."""
