@@ -932,9 +932,9 @@ def _widths_before(sizes, l):
 
 @njit(error_model="numpy")
 def _slot_length(sizes):
-    """Scratch of one thread in the narrow pipeline: a^T of every layer, z^T and δ^T of every non-input one."""
+    """Scratch of one thread in the narrow pipeline: a^T of every layer, z^T and δ^T of every non-input one, y^T."""
     total = _widths_before(sizes, sizes.shape[0])
-    return NET_CHUNK * (total + 2 * (total - sizes[0]))
+    return NET_CHUNK * (total + 2 * (total - sizes[0]) + sizes[sizes.shape[0] - 1])
 
 
 def network_scratch(sizes, n_params: int, n: int, n_threads: int) -> int:
@@ -971,11 +971,13 @@ def _weighted_rows(r, coef, V, add):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _output_columns(loss, code, ZT, AT, Y, DT, costs):
+def _output_columns(loss, code, ZT, AT, YT, DT, costs):
     """δ^L and C_n of an elementwise output (not softmax) with samples contiguous: the twin of :func:`_output_tile`.
 
-    ``ZT``, ``AT``, ``DT`` have shape (n_L, m); ``Y`` (m, n_L) and ``costs`` (m,) are rows of samples.
-    Each C_n is summed over the outputs in order, as in ``_output_tile``.
+    ``ZT``, ``AT``, ``YT``, ``DT`` have shape (n_L, m); ``costs`` (m,).  Each C_n
+    is summed over the outputs in order, as in ``_output_tile``.  The targets come
+    transposed too: read as Y[s, j] down a column, the cross-entropy loop did not
+    vectorise (12.2 against 1.5 µs for 4 × 128 float32 outputs, one-off timing).
     """
     zero = ZT.dtype.type(0.0)
     n_out, m = ZT.shape
@@ -983,16 +985,15 @@ def _output_columns(loss, code, ZT, AT, Y, DT, costs):
         costs[s] = zero
     if loss == _CROSS_ENTROPY:  # sigmoid output: from the logits, fused δ = a − y
         for j in range(n_out):
-            z, a, d = ZT[j], AT[j], DT[j]
+            z, a, y, d = ZT[j], AT[j], YT[j], DT[j]
             for s in range(m):
-                y = Y[s, j]
-                costs[s] += max(z[s], zero) - z[s] * y + log1p(exp(-abs(z[s])))
-                d[s] = a[s] - y
+                costs[s] += max(z[s], zero) - z[s] * y[s] + log1p(exp(-abs(z[s])))
+                d[s] = a[s] - y[s]
     else:  # quadratic: δ = (a − y) ⊙ f'(z)
         for j in range(n_out):
-            a, d = AT[j], DT[j]
+            a, y, d = AT[j], YT[j], DT[j]
             for s in range(m):
-                r = a[s] - Y[s, j]
+                r = a[s] - y[s]
                 costs[s] += r * r
                 d[s] = r
         half = ZT.dtype.type(0.5)
@@ -1016,11 +1017,12 @@ def _narrow_chunk(c, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, l
     n_params = params.shape[0]
     # Scratch per thread, not per chunk (a batch has many more chunks than there are
     # threads); every block is written before it is read, so which slot a chunk gets
-    # does not change a bit.  The slot: a^T of every layer, then z^T and δ^T of the others.
+    # does not change a bit.  The slot: a^T of every layer, then z^T and δ^T of the others, then y^T.
     total = _widths_before(sizes, sizes.shape[0])
     a_base = (n + NET_CHUNK - 1) // NET_CHUNK * n_params + get_thread_id() * _slot_length(sizes)
     z_base = a_base + NET_CHUNK * total
     d_base = z_base + NET_CHUNK * (total - sizes[0])
+    y_base = d_base + NET_CHUNK * (total - sizes[0])
     widths = sizes[1:]  # z^T and δ^T of the output of weights[l] are block l of theirs
     part = P[c * n_params : (c + 1) * n_params]
     _transpose(_rows(A, a_off, 0, n, sizes[0])[s0 : s0 + m], _chunk_rows(P, a_base, sizes, 0, m))  # x^T
@@ -1041,8 +1043,9 @@ def _narrow_chunk(c, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, l
         if acts[l] != _SOFTMAX:  # elementwise f, and at the top δ^L and the costs, along the samples too
             _activate(acts[l], zT, a_out, _ZERO, n_out, _ZERO, m)
             if l == top:
-                _output_columns(loss, acts[l], zT, a_out, Y[s0 : s0 + m], _chunk_rows(P, d_base, widths, l, m),
-                                costs[s0 : s0 + m])  # fmt: skip
+                yT = P[y_base : y_base + n_out * m].reshape((n_out, m))
+                _transpose(Y[s0 : s0 + m], yT)
+                _output_columns(loss, acts[l], zT, a_out, yT, _chunk_rows(P, d_base, widths, l, m), costs[s0 : s0 + m])
             if keep:
                 _transpose(zT, Zr)
                 _transpose(a_out, Ar)
