@@ -13,7 +13,8 @@ The values below come from ``python scripts/calibrate_dispatch.py`` on the
 kernel over a grid of shapes and picks the power of two that loses least
 against the faster variant; two runs recommended 2^18 and 2^18 for the layer
 kernels, 2^12 and 2^14 for the update alone, and 2^15 and 2^15 for the update
-inside a training step.  ``--write`` stores a new calibration here.
+inside a training step.  For the narrow pipeline it picks the chunk count the
+same way.  ``--write`` stores a new calibration here.
 """
 
 #: Multiply-adds of one layer's product (n · n_in · n_out) from which the
@@ -30,3 +31,9 @@ PARALLEL_MIN_ELEMENTS = 1 << 14
 #: kernels' partition, not the update's halves, so a parallel update repays
 #: its cross-core traffic only from larger networks than when timed alone.
 PARALLEL_MIN_PARAMS = 1 << 15
+
+#: Chunks of samples from which the narrow pipeline (a network of narrow
+#: layers, ``core._narrow_chunk``) runs its chunks over the threads.  Two
+#: chunks already won at every shape measured here (2-8-1 to 32-32-32-4,
+#: 2 to 4 chunks of 128 samples, float32 and float64: 1.1-2.0x).
+NARROW_PARALLEL_MIN_CHUNKS = 2

@@ -5,7 +5,8 @@ Every kernel runs the same compiled tile loops serially or over the threads
 ``PARALLEL_MIN_WORK`` multiply-adds (layer kernels), ``PARALLEL_MIN_ELEMENTS``
 elements (elementwise kernels: the output error) or, inside a training step
 whose layer kernels ran in parallel, ``PARALLEL_MIN_PARAMS`` parameters (the
-optimiser update), all in ``fastbp/_config.py``.  This script times both
+optimiser update), and the narrow pipeline from ``NARROW_PARALLEL_MIN_CHUNKS``
+chunks of samples, all in ``fastbp/_config.py``.  This script times both
 variants over a range of work sizes in this process (numba threads:
 ``NUMBA_NUM_THREADS``, default every core), prints where the parallel one wins,
 and recommends the power-of-two thresholds that lose least, shape by shape,
@@ -107,16 +108,33 @@ def step_rows(widths, batches, min_time):
     return rows
 
 
-def threshold(rows) -> int:
-    """The power-of-two threshold that loses least against the better variant, shape by shape.
+def narrow_rows(chunks, min_time):
+    """(narrow pipeline, chunks, serial s, parallel s): the chunk launcher of whole narrow networks."""
+    rows = []
+    for sizes in ([2, 8, 1], [8, 16, 1], [4, 32, 16, 4], [16, 16, 16], [32, 32, 32, 4]):
+        net = fastbp.Network(sizes, activation="tanh", output="identity", seed=0)
+        rng = np.random.default_rng(0)
+        for c in chunks:
+            n = c * core.NET_CHUNK
+            _, ws, m = _prepare(net, rng.normal(size=(n, sizes[0])), rng.normal(size=(n, sizes[-1])), "quadratic",
+                                "loops")  # fmt: skip
+            args = (net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off, ws.Z, ws.z_off, m, 0,
+                    ws.Y[:m], ws.D, ws.costs, ws.P, False)  # fmt: skip
+            ser = median_time(lambda a=args, c=c: core._narrow_chunks(False, c, *a), min_time)
+            par = median_time(lambda a=args, c=c: core._narrow_chunks(True, c, *a), min_time)
+            rows.append((f"narrow pipeline {'-'.join(map(str, sizes))}, chunks", c, ser, par))
+    return rows
+
+
+def threshold(rows, cuts=tuple(1 << k for k in range(8, 31))) -> int:
+    """The threshold (by default a power of two) that loses least against the better variant, shape by shape.
 
     For a cut c, every measured shape runs serially below c and in parallel from
     c on; its cost is the geometric mean over shapes of (chosen time / faster
     time).  Ties go to the larger cut (serial is the safer default).
     """
     best, best_cost = 0, math.inf
-    for k in range(8, 31):
-        cut = 1 << k
+    for cut in cuts:
         logs = [math.log((par if w >= cut else ser) / min(ser, par)) for _, w, ser, par in rows]
         cost = sum(logs) / len(logs)
         if cost <= best_cost + 1e-12:
@@ -133,6 +151,8 @@ def main() -> None:
     p.add_argument("--step-widths", type=int, nargs="+", default=[16, 24, 32, 48, 64, 96, 128, 256],
                    help="widths w of the networks [784, w, w] for the update inside a training step")  # fmt: skip
     p.add_argument("--step-batches", type=int, nargs="+", default=[32, 128])
+    p.add_argument("--chunks", type=int, nargs="+", default=[1, 2, 3, 4, 8],
+                   help="chunks of samples for the narrow pipeline's launcher")  # fmt: skip
     p.add_argument("--min-time", type=float, default=0.02)
     p.add_argument("--write", action="store_true", help="store the recommended thresholds in fastbp/_config.py")
     args = p.parse_args()
@@ -142,16 +162,22 @@ def main() -> None:
     print(numba.threading_layer())
     updates = update_rows(args.sizes, args.min_time)
     steps = step_rows(args.step_widths, args.step_batches, args.min_time)
+    narrow = narrow_rows(args.chunks, args.min_time)
     print("\n| kernel | work | serial µs | parallel µs | parallel faster |\n|---|---:|---:|---:|---|")
-    for name, work, ser, par in sorted(layers + updates + steps, key=lambda r: (r[0], r[1])):
+    for name, work, ser, par in sorted(layers + updates + steps + narrow, key=lambda r: (r[0], r[1])):
         print(f"| {name} | {work} | {ser * 1e6:.1f} | {par * 1e6:.1f} | {'yes' if par < ser else 'no'} |")
     cuts = {"PARALLEL_MIN_WORK": threshold(layers), "PARALLEL_MIN_ELEMENTS": threshold(updates),
-            "PARALLEL_MIN_PARAMS": threshold(steps)}  # fmt: skip
-    print("\nrecommended: " + ", ".join(f"{k} = {v} (2^{int(math.log2(v))})" for k, v in cuts.items()))
+            "PARALLEL_MIN_PARAMS": threshold(steps),
+            "NARROW_PARALLEL_MIN_CHUNKS": threshold(narrow, cuts=(*range(2, 65), 1 << 30))}  # fmt: skip
+
+    def form(name: str, cut: int) -> str:
+        return str(cut) if name == "NARROW_PARALLEL_MIN_CHUNKS" else f"1 << {int(math.log2(cut))}"
+
+    print("\nrecommended: " + ", ".join(f"{k} = {v} ({form(k, v)})" for k, v in cuts.items()))
     if args.write:
         text = CONFIG.read_text()
         for name, cut in cuts.items():
-            text = re.sub(rf"^{name} = .*$", f"{name} = 1 << {int(math.log2(cut))}", text, flags=re.M)
+            text = re.sub(rf"^{name} = .*$", f"{name} = {form(name, cut)}", text, flags=re.M)
         CONFIG.write_text(text)
         # Numba's cache checks only each kernel file's own time stamp, and the thresholds are compiled in
         for path in (core.__file__, train.__file__):

@@ -129,15 +129,19 @@ def test_calibration_script_recommends_thresholds():
     rows = [("k", 1 << k, 1.0 * 2**k, (2.0 if k < 12 else 0.5) * 2**k) for k in range(8, 16)]
     assert cal.threshold(rows) == 1 << 12
     assert cal.threshold([("k", 1 << 10, 1.0, 2.0)]) == 1 << 30  # never faster: always serial
+    chunk_rows = [("c", 1, 1.0, 1.0), ("c", 2, 2.0, 2.5), ("c", 3, 3.0, 2.0), ("c", 4, 4.0, 2.0)]
+    assert cal.threshold(chunk_rows, cuts=(*range(2, 65), 1 << 30)) == 3  # chunk counts, not powers of two
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "calibrate_dispatch.py"), "--widths", "16", "--batches", "1", "64",
-         "--sizes", "1024", "65536", "--step-widths", "16", "--step-batches", "32", "--min-time", "0.001"],
+         "--sizes", "1024", "65536", "--step-widths", "16", "--step-batches", "32", "--chunks", "1", "2",
+         "--min-time", "0.001"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "recommended: PARALLEL_MIN_WORK = " in out.stdout and "| layer_forward |" in out.stdout
     assert "PARALLEL_MIN_PARAMS = " in out.stdout
     assert "| step: backprop + update (adam), batch 32 | 12832 |" in out.stdout  # [784, 16, 16]
+    assert "| narrow pipeline 4-32-16-4, chunks | 2 |" in out.stdout and "NARROW_PARALLEL_MIN_CHUNKS = " in out.stdout
 
 
 def test_fit_allocates_little_beyond_its_budget():

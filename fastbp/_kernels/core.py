@@ -55,7 +55,7 @@ from numba import get_thread_id, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK
+from .._config import NARROW_PARALLEL_MIN_CHUNKS, PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK
 from ..activations import IDENTITY, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SOFTMAX, TANH
 from ..losses import CROSS_ENTROPY, QUADRATIC
 from .mathfn import exp, log1p, sigmoid, tanh
@@ -1188,8 +1188,9 @@ def _mean(costs, n):
 def _narrow_backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, P, keep):
     """:func:`backprop` of a narrow network: chunks of samples (:func:`_narrow_chunk`), then their sums in order."""
     n_ch = (n + NET_CHUNK - 1) // NET_CHUNK
-    _narrow_chunks(layers_parallel(sizes, n), n_ch, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss,
-                   Y, D, costs, P, keep)  # fmt: skip
+    # by chunks, not by the layers' rule: a chunk is a whole pass over 128 samples
+    _narrow_chunks(n_ch >= NARROW_PARALLEL_MIN_CHUNKS, n_ch, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off,
+                   n, loss, Y, D, costs, P, keep)  # fmt: skip
     _sum_chunks(P, params.shape[0], n_ch, grad, grad.dtype.type(1.0) / grad.dtype.type(n))
     return _mean(costs, n)
 
