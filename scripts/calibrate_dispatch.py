@@ -116,13 +116,14 @@ def narrow_rows(chunks, min_time):
         rng = np.random.default_rng(0)
         for c in chunks:
             n = c * core.NET_CHUNK
+            n_ch = core._n_chunks(n)  # from NET_LONG_FROM samples the chunks are longer: fewer of them
             _, ws, m = _prepare(net, rng.normal(size=(n, sizes[0])), rng.normal(size=(n, sizes[-1])), "quadratic",
                                 "loops")  # fmt: skip
             args = (net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off, ws.Z, ws.z_off, m, 0,
                     ws.Y[:m], ws.D, ws.costs, ws.P, False)  # fmt: skip
-            ser = median_time(lambda a=args, c=c: core._narrow_chunks(False, c, *a), min_time)
-            par = median_time(lambda a=args, c=c: core._narrow_chunks(True, c, *a), min_time)
-            rows.append((f"narrow pipeline {'-'.join(map(str, sizes))}, chunks", c, ser, par))
+            ser = median_time(lambda a=args, k=n_ch: core._narrow_chunks(False, k, *a), min_time)
+            par = median_time(lambda a=args, k=n_ch: core._narrow_chunks(True, k, *a), min_time)
+            rows.append((f"narrow pipeline {'-'.join(map(str, sizes))}, {n} samples, chunks", n_ch, ser, par))
     return rows
 
 

@@ -141,7 +141,8 @@ def test_calibration_script_recommends_thresholds():
     assert "recommended: PARALLEL_MIN_WORK = " in out.stdout and "| layer_forward |" in out.stdout
     assert "PARALLEL_MIN_PARAMS = " in out.stdout
     assert "| step: backprop + update (adam), batch 32 | 12832 |" in out.stdout  # [784, 16, 16]
-    assert "| narrow pipeline 4-32-16-4, chunks | 2 |" in out.stdout and "NARROW_PARALLEL_MIN_CHUNKS = " in out.stdout
+    assert "| narrow pipeline 4-32-16-4, 256 samples, chunks | 2 |" in out.stdout
+    assert "NARROW_PARALLEL_MIN_CHUNKS = " in out.stdout
 
 
 def test_fit_allocates_little_beyond_its_budget():

@@ -280,17 +280,18 @@ def test_borrowed_arrays_are_the_same_arrays():
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_narrow_pipeline_serial_and_parallel_give_the_same_bits(dtype):
+@pytest.mark.parametrize("n", [3 * 128 + 17, 4 * 256 + 37])  # chunks of NET_CHUNK, and of NET_LONG_CHUNK
+def test_narrow_pipeline_serial_and_parallel_give_the_same_bits(dtype, n):
     """The chunks of a narrow network, run in order or over the threads; no chunk reads stale scratch."""
     from fastbp._kernels import core
 
     net = fastbp.Network([7, 20, 9, 3], activation="tanh", output="softmax", dtype=dtype, seed=0)
-    n = 3 * core.NET_CHUNK + 17
+    assert core._chunk_samples(n) == (core.NET_CHUNK if n < core.NET_LONG_FROM else core.NET_LONG_CHUNK)
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(n, 7)), rng.integers(0, 3, size=n)
     fastbp.backprop(net, X, y, loss="cross_entropy")  # fills the workspace: inputs and targets
     ws = net.workspace(n)
-    n_ch = -(-n // core.NET_CHUNK)
+    n_ch = core._n_chunks(n)
     outs = []
     for parallel in (True, False):
         ws.P[:] = np.nan  # scratch read before it is written would show
@@ -304,6 +305,9 @@ def test_narrow_pipeline_serial_and_parallel_give_the_same_bits(dtype):
         outs.append([parts.copy(), *(u.copy() for u in used), ws.costs[:n].copy()])
     for a, b in zip(*outs, strict=True):
         np.testing.assert_array_equal(a, b)
+    # every sample's output is its own (a chunk that read the wrong rows would show)
+    out = net.forward(X, backend="vectorised")
+    np.testing.assert_allclose(outs[0][3], out, rtol=1e-12 if dtype == "float64" else 1e-5, atol=1e-6)
     # the chunks' partial sums add up to n times the gradient
     g = fastbp.backprop(net, X, y, loss="cross_entropy", backend="vectorised")
     total = outs[0][0].reshape(n_ch, -1).astype(np.float64).sum(axis=0) / n
