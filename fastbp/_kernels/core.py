@@ -890,7 +890,7 @@ def output_parallel(n, n_out):
 # In a network whose layers are all narrow (n_in·n_out up to NARROW_SIZE: rows of
 # 4-64 numbers), the row kernels above spend most of their time on loop overhead, a
 # pass per sample over a few numbers.  With at least NET_CHUNK samples, the whole
-# forward and backward pass runs instead chunk by chunk of NET_CHUNK samples, with
+# forward and backward pass runs instead chunk by chunk of NET_CHUNK samples (or NET_LONG_CHUNK), with
 # samples as the contiguous index: a^T, z^T and δ^T of the chunk, so every loop runs
 # along NET_CHUNK samples.  Each chunk leaves its partial sums of ∂C/∂θ and ∂C/∂b, laid
 # out like the parameters, and the driver adds them in chunk order: the same bits for
