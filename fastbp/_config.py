@@ -34,6 +34,7 @@ PARALLEL_MIN_PARAMS = 1 << 15
 
 #: Chunks of samples from which the narrow pipeline (a network of narrow
 #: layers, ``core._narrow_chunk``) runs its chunks over the threads.  Two
-#: chunks already won at every shape measured here (2-8-1 to 32-32-32-4,
-#: 2 to 4 chunks of 128 samples, float32 and float64: 1.1-2.0x).
+#: chunks already won at the shapes measured here (2-8-1 to 32-32-32-4, 2 to
+#: 4 chunks of 128 samples, float32 and float64: 1.04-2.0x by median time,
+#: one tie at 0.99x: 2-8-1 at 512 samples in float32).
 NARROW_PARALLEL_MIN_CHUNKS = 2

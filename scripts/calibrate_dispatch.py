@@ -127,7 +127,11 @@ def narrow_rows(chunks, min_time):
     return rows
 
 
-def threshold(rows, cuts=tuple(1 << k for k in range(8, 31))) -> int:
+POWERS = tuple(1 << k for k in range(8, 31))  # candidate cuts of work sizes
+CHUNK_CUTS = (*range(2, 65), 1 << 30)  # ... of chunk counts (the last: never parallel)
+
+
+def threshold(rows, cuts=POWERS) -> int:
     """The threshold (by default a power of two) that loses least against the better variant, shape by shape.
 
     For a cut c, every measured shape runs serially below c and in parallel from
@@ -169,7 +173,7 @@ def main() -> None:
         print(f"| {name} | {work} | {ser * 1e6:.1f} | {par * 1e6:.1f} | {'yes' if par < ser else 'no'} |")
     cuts = {"PARALLEL_MIN_WORK": threshold(layers), "PARALLEL_MIN_ELEMENTS": threshold(updates),
             "PARALLEL_MIN_PARAMS": threshold(steps),
-            "NARROW_PARALLEL_MIN_CHUNKS": threshold(narrow, cuts=(*range(2, 65), 1 << 30))}  # fmt: skip
+            "NARROW_PARALLEL_MIN_CHUNKS": threshold(narrow, cuts=CHUNK_CUTS)}  # fmt: skip
 
     def form(name: str, cut: int) -> str:
         return str(cut) if name == "NARROW_PARALLEL_MIN_CHUNKS" else f"1 << {int(math.log2(cut))}"

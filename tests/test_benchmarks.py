@@ -130,7 +130,7 @@ def test_calibration_script_recommends_thresholds():
     assert cal.threshold(rows) == 1 << 12
     assert cal.threshold([("k", 1 << 10, 1.0, 2.0)]) == 1 << 30  # never faster: always serial
     chunk_rows = [("c", 1, 1.0, 1.0), ("c", 2, 2.0, 2.5), ("c", 3, 3.0, 2.0), ("c", 4, 4.0, 2.0)]
-    assert cal.threshold(chunk_rows, cuts=(*range(2, 65), 1 << 30)) == 3  # chunk counts, not powers of two
+    assert cal.threshold(chunk_rows, cuts=cal.CHUNK_CUTS) == 3  # chunk counts, not powers of two
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "calibrate_dispatch.py"), "--widths", "16", "--batches", "1", "64",
          "--sizes", "1024", "65536", "--step-widths", "16", "--step-batches", "32", "--chunks", "1", "2",

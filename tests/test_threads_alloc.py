@@ -245,6 +245,20 @@ def test_update_runs_in_parallel_only_after_parallel_layer_kernels():
     assert not layers_parallel(np.array([2, 8, 8, k - 1]), 8)
 
 
+def test_update_follows_the_narrow_pipeline_by_its_chunks():
+    """A narrow network's step is spread over the threads by its chunks, not by the layers' rule."""
+    from fastbp._config import NARROW_PARALLEL_MIN_CHUNKS
+    from fastbp._kernels import core
+
+    sizes, P = np.array([4, 32, 16, 4]), np.zeros(1)
+    n = (NARROW_PARALLEL_MIN_CHUNKS - 1) * core.NET_CHUNK + 1  # the fewest samples that make that many chunks
+    assert core._n_chunks(n) == NARROW_PARALLEL_MIN_CHUNKS and core._n_chunks(n - 1) < NARROW_PARALLEL_MIN_CHUNKS
+    assert not core.layers_parallel(sizes, n)  # the row layout would run this batch serially
+    assert core.backprop_parallel(sizes, n, P)
+    assert not core.backprop_parallel(sizes, n - 1, P)
+    assert not core.backprop_parallel(sizes, n, None)  # no room for the pipeline: the layers' rule
+
+
 def test_update_threshold_counts_parameters_after_parallel_layers():
     from fastbp._config import PARALLEL_MIN_PARAMS
     from fastbp._kernels.train import update_parallel
@@ -281,11 +295,12 @@ def test_borrowed_arrays_are_the_same_arrays():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("n", [3 * 128 + 17, 4 * 256 + 37])  # chunks of NET_CHUNK, and of NET_LONG_CHUNK
-def test_narrow_pipeline_serial_and_parallel_give_the_same_bits(dtype, n):
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])  # δ^L through the rows, or along the samples
+def test_narrow_pipeline_serial_and_parallel_give_the_same_bits(dtype, n, output):
     """The chunks of a narrow network, run in order or over the threads; no chunk reads stale scratch."""
     from fastbp._kernels import core
 
-    net = fastbp.Network([7, 20, 9, 3], activation="tanh", output="softmax", dtype=dtype, seed=0)
+    net = fastbp.Network([7, 20, 9, 3], activation="tanh", output=output, dtype=dtype, seed=0)
     assert core._chunk_samples(n) == (core.NET_CHUNK if n < core.NET_LONG_FROM else core.NET_LONG_CHUNK)
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(n, 7)), rng.integers(0, 3, size=n)

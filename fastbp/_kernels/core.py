@@ -890,11 +890,11 @@ def output_parallel(n, n_out):
 # In a network whose layers are all narrow (n_in·n_out up to NARROW_SIZE: rows of
 # 4-64 numbers), the row kernels above spend most of their time on loop overhead, a
 # pass per sample over a few numbers.  With at least NET_CHUNK samples, the whole
-# forward and backward pass runs instead chunk by chunk of NET_CHUNK samples (NET_LONG_CHUNK
-# for large batches), with samples as the contiguous index: a^T, z^T and δ^T of the
-# chunk, so every loop runs along a chunk's samples.  Each chunk leaves its partial sums of ∂C/∂θ and ∂C/∂b, laid
-# out like the parameters, and the driver adds them in chunk order: the same bits for
-# any thread count.  δ^L and the costs are computed along the samples too
+# forward and backward pass runs instead chunk by chunk of NET_CHUNK samples
+# (NET_LONG_CHUNK for large batches), with samples as the contiguous index: a^T, z^T
+# and δ^T of the chunk, so every loop runs along a chunk's samples.  Each chunk leaves
+# its partial sums of ∂C/∂θ and ∂C/∂b, laid out like the parameters, and the driver
+# adds them in chunk order: the same bits for any thread count.  δ^L and the costs are computed along the samples too
 # (``_output_columns``), except for a softmax output, which normalises each sample's
 # row and goes through the row layout and ``_output_tile``.  A 4-32-16-4
 # tanh network trained on full batches of 10,000 float32 samples 1.9x faster per epoch.
@@ -940,6 +940,21 @@ def _n_chunks(n):
 
 
 @njit(error_model="numpy", inline="always")
+def _chunks_parallel(n):
+    """Whether the pipeline's chunks for a batch of ``n`` run over the threads (``NARROW_PARALLEL_MIN_CHUNKS``).
+
+    By chunks, not by the layers' rule: a chunk is a whole pass over 128 or 256 samples.
+    """
+    return _n_chunks(n) >= NARROW_PARALLEL_MIN_CHUNKS
+
+
+@njit(error_model="numpy")
+def _parts_length(n, n_params):
+    """Room in ``P`` for the chunks' partial sums of up to ``n`` samples: counted in short chunks, >= _n_chunks(n)."""
+    return (n + NET_CHUNK - 1) // NET_CHUNK * n_params
+
+
+@njit(error_model="numpy", inline="always")
 def _widths_before(sizes, l):
     """sizes[0] + ... + sizes[l - 1]."""
     o = 0
@@ -961,8 +976,7 @@ def network_scratch(sizes, n_params: int, n: int, n_threads: int) -> int:
     widths = np.asarray(sizes, dtype=np.int64)
     if not _narrow_net.py_func(widths, n):
         return 0
-    # room for the partial sums of (n + NET_CHUNK - 1) // NET_CHUNK chunks: at least _n_chunks(m) for any m <= n
-    return (n + NET_CHUNK - 1) // NET_CHUNK * n_params + n_threads * int(_slot_length.py_func(widths))
+    return int(_parts_length.py_func(n, n_params)) + n_threads * int(_slot_length.py_func(widths))
 
 
 @njit(error_model="numpy", inline="always")
@@ -1039,7 +1053,7 @@ def _narrow_chunk(c, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, l
     # threads); every block is written before it is read, so which slot a chunk gets
     # does not change a bit.  The slot: a^T of every layer, then z^T and δ^T of the others, then y^T.
     total = _widths_before(sizes, sizes.shape[0])
-    a_base = (n + NET_CHUNK - 1) // NET_CHUNK * n_params + get_thread_id() * _slot_length(sizes)
+    a_base = _parts_length(n, n_params) + get_thread_id() * _slot_length(sizes)
     z_base = a_base + NET_LONG_CHUNK * total
     d_base = z_base + NET_LONG_CHUNK * (total - sizes[0])
     y_base = d_base + NET_LONG_CHUNK * (total - sizes[0])
@@ -1137,11 +1151,19 @@ def _layer_parallel(n, n_in, n_out):
 
 @njit(error_model="numpy", inline="always")
 def layers_parallel(sizes, n):
-    """Whether any layer kernel of a :func:`backprop` over ``n`` samples runs in parallel."""
+    """Whether any layer kernel of the row layout over ``n`` samples runs in parallel."""
     for l in range(sizes.shape[0] - 1):
         if _layer_parallel(n, sizes[l], sizes[l + 1]):
             return True
     return False
+
+
+@njit(error_model="numpy", inline="always")
+def backprop_parallel(sizes, n, P):
+    """Whether :func:`backprop` over ``n`` samples runs any kernel in parallel (the pipeline's chunks, or a layer's)."""
+    if P is not None and _narrow_net(sizes, n):
+        return _chunks_parallel(n)
+    return layers_parallel(sizes, n)
 
 
 @njit(error_model="numpy", cache=True, inline="always")
@@ -1208,9 +1230,8 @@ def _mean(costs, n):
 def _narrow_backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, P, keep):
     """:func:`backprop` of a narrow network: chunks of samples (:func:`_narrow_chunk`), then their sums in order."""
     n_ch = _n_chunks(n)
-    # by chunks, not by the layers' rule: a chunk is a whole pass over 128 or 256 samples
-    _narrow_chunks(n_ch >= NARROW_PARALLEL_MIN_CHUNKS, n_ch, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off,
-                   n, loss, Y, D, costs, P, keep)  # fmt: skip
+    _narrow_chunks(_chunks_parallel(n), n_ch, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D,
+                   costs, P, keep)  # fmt: skip
     _sum_chunks(P, params.shape[0], n_ch, grad, grad.dtype.type(1.0) / grad.dtype.type(n))
     return _mean(costs, n)
 

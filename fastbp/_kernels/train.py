@@ -14,7 +14,7 @@ from numba import njit
 
 from .._config import PARALLEL_MIN_PARAMS
 from ..optim import ADAM_CODE, SGD_CODE
-from .core import _rows, backprop, layers_parallel, tiled
+from .core import _rows, backprop, backprop_parallel, tiled
 
 _SGD, _ADAM = SGD_CODE, ADAM_CODE
 UPDATE_CHUNK = 4096  # parameters per tile of the update
@@ -98,7 +98,8 @@ def update(code, hyper, params, grad, decay, wd, s1, s2, step, parallel):
 def update_parallel(spread, n_params):
     """Whether a training step's update takes its parallel variant.
 
-    ``spread`` says the step's layer kernels ran in parallel.  After serial
+    ``spread`` says the step's kernels ran in parallel (layer kernels or the
+    narrow pipeline's chunks: :func:`~fastbp._kernels.core.backprop_parallel`).  After serial
     ones every parameter and gradient sits in the calling core's cache, and a
     parallel update would move half of them to the other core and back each
     step: the textbook network (23,860 parameters, batch 10) trained at 67-74
@@ -184,5 +185,5 @@ def train_epoch(
                         s += Dl[i, k] * Dl[i, k]
                     norms[l] += np.sqrt(s)
         step += 1
-        step_update(code, hyper, params, grad, decay, wd, s1, s2, step, layers_parallel(sizes, m))
+        step_update(code, hyper, params, grad, decay, wd, s1, s2, step, backprop_parallel(sizes, m, P))
     return total, seen
