@@ -38,7 +38,8 @@ class History:
     history : dict of str to list
         ``loss`` (mean training cost over the epoch's samples, each taken
         before its batch's step; the weight-decay penalty is not included),
-        ``lr``, ``epoch_time`` (seconds), and with validation data
+        ``lr``, ``epoch_time`` (seconds: the shuffle and the steps, not the
+        validation), and with validation data
         ``val_loss`` and, for classification targets, ``val_accuracy``; with
         ``track_deltas=True``, ``delta_norm``: per epoch, the mean over
         samples of ‖δ‖₂ for each non-input layer, input side first.
@@ -335,7 +336,9 @@ class Trainer:
             Evaluated after every epoch (``val_loss``, ``val_accuracy``).
         shuffle : bool, default True
             Visit the samples in a fresh random order each epoch (drawn from
-            the trainer's Generator); in their given order otherwise.
+            the trainer's Generator); in their given order otherwise.  When
+            one batch holds every sample, no order is drawn: it would change
+            only the rounding of the batch's sums.
         callbacks : iterable of Callback
         verbose : {0, 1, 2}, default 0
             0 silent, 1 a progress bar over the epochs, 2 one line per epoch.
@@ -404,8 +407,10 @@ class Trainer:
     ) -> dict[str, Any]:
         lr = self.optimizer.lr * self.optimizer.schedule.factor(self.epoch)
         hyper = self.optimizer.hyper(lr)
-        perm = self.rng.permutation(n) if shuffle else np.arange(n)
-        t0 = time.perf_counter()
+        assert self._train_ws is not None
+        t0 = time.perf_counter()  # the shuffle is part of the epoch (PyTorch's loops time theirs too)
+        # One batch of every sample: its order would change only the rounding of the sums, so none is drawn.
+        perm = self.rng.permutation(n) if shuffle and n > self._train_ws.capacity else np.arange(n)
         total, seen = run_epoch(X, Y, perm, hyper, norms)
         elapsed = time.perf_counter() - t0
         if seen < n or not math.isfinite(total) or not np.isfinite(self.net.params).all():
@@ -414,7 +419,6 @@ class Trainer:
                 f"the network keeps its parameters from the end of epoch {self.epoch - 1}. "
                 "A smaller learning rate usually helps."
             )
-        assert self._train_ws is not None
         self.step += -(-n // self._train_ws.capacity)  # steps: one per batch, the last one partial
         logs: dict[str, Any] = {"loss": total / n, "lr": lr, "epoch_time": elapsed}
         if val is not None:

@@ -97,9 +97,10 @@ def run_torch(cfg: dict, threads: int) -> list[float]:
 
     def epoch() -> float:
         t0 = time.perf_counter()
-        perm = torch.randperm(cfg["n"], generator=gen)
+        # as fastbp: an order is drawn only for more than one batch (in one it would change only rounding)
+        perm = torch.randperm(cfg["n"], generator=gen) if cfg["batch"] < cfg["n"] else None
         for start in range(0, cfg["n"], cfg["batch"]):
-            idx = perm[start : start + cfg["batch"]]
+            idx = slice(None) if perm is None else perm[start : start + cfg["batch"]]
             out = model(Xt[idx])
             if cfg["loss"] == "quadratic":  # fastbp's C = mean_n ½‖a − y‖²
                 loss = 0.5 * ((out - Yt[idx]) ** 2).sum(dim=1).mean()

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -283,6 +285,39 @@ def test_batch_larger_than_the_data():
     fastbp.Trainer(a, loss="cross_entropy", batch_size=1000, seed=0).fit(X, y, epochs=3)
     fastbp.Trainer(b, loss="cross_entropy", batch_size=7, seed=0).fit(X, y, epochs=3)
     np.testing.assert_array_equal(a.params, b.params)
+
+
+@pytest.mark.parametrize("backend", ["loops", "vectorised"])
+def test_one_batch_of_every_sample_draws_no_order(backend):
+    """With one batch the order changes only rounding: no draw, the given order, the same bits as shuffle=False."""
+    X, y = _data(n=40)
+    nets, states = [], []
+    for shuffle in (True, False):
+        net = fastbp.Network([12, 8, 4], output="softmax", seed=0)
+        tr = fastbp.Trainer(net, loss="cross_entropy", batch_size=40, backend=backend, seed=3)
+        before = tr.rng.bit_generator.state
+        tr.fit(X, y, epochs=3, shuffle=shuffle)
+        states.append(tr.rng.bit_generator.state == before)
+        nets.append(net)
+    assert states == [True, True]
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+    tr = fastbp.Trainer(fastbp.Network([12, 8, 4], seed=0), batch_size=39, backend=backend, seed=3)
+    before = tr.rng.bit_generator.state
+    tr.fit(X, y, epochs=1)
+    assert tr.rng.bit_generator.state != before  # two batches: a fresh order is drawn
+
+
+def test_epoch_time_includes_the_shuffle(monkeypatch):
+    X, y = _data(n=40)
+    tr = fastbp.Trainer(fastbp.Network([12, 4], seed=0), batch_size=10, seed=0)
+    draw = tr.rng.permutation
+
+    def slow_permutation(n):
+        time.sleep(0.05)
+        return draw(n)
+
+    monkeypatch.setattr(tr, "rng", SimpleNamespace(permutation=slow_permutation))
+    assert tr.fit(X, y, epochs=2).history["epoch_time"][0] >= 0.05
 
 
 def test_verbose_output(capsys):
