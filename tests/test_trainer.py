@@ -307,6 +307,25 @@ def test_one_batch_of_every_sample_draws_no_order(backend):
     assert tr.rng.bit_generator.state != before  # two batches: a fresh order is drawn
 
 
+def test_batches_gather_the_visited_rows_in_order():
+    """train_epoch's gather: flat copies for consecutive rows, row by row otherwise."""
+    from fastbp._kernels.train import _gather
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+    runs = {
+        "consecutive": np.arange(7, 27),
+        "last off": np.r_[np.arange(7, 26), 30],
+        "first off": np.r_[5, np.arange(7, 26)],
+        "shuffled": rng.permutation(50)[:20],
+    }
+    for name, rows in runs.items():
+        A0, Yb = np.zeros((20, 3)), np.zeros((20, 2))
+        _gather(X, Y, rows, A0, Yb)
+        np.testing.assert_array_equal(A0, X[rows], err_msg=name)
+        np.testing.assert_array_equal(Yb, Y[rows], err_msg=name)
+
+
 def test_epoch_time_includes_the_shuffle(monkeypatch):
     X, y = _data(n=40)
     tr = fastbp.Trainer(fastbp.Network([12, 4], seed=0), batch_size=10, seed=0)

@@ -115,6 +115,38 @@ def step_update(code, hyper, params, grad, decay, wd, s1, s2, step, spread):
     update(code, hyper, params, grad, decay, wd, s1, s2, step, update_parallel(spread, params.shape[0]))
 
 
+@njit(error_model="numpy", inline="always")
+def _gather(X, Y, rows, A0, Yb):
+    """A0[i] = X[rows[i]] and Yb[i] = Y[rows[i]]: one batch, in the visiting order.
+
+    Consecutive rows (no shuffle, or one full batch) are two flat copies: row by
+    row, the short rows of the tiny network (4 + 4 float32) took 33 µs for 10,000
+    samples, flat 3.9 µs (one-off timing).
+    """
+    m = rows.shape[0]
+    r0 = rows[0]
+    gaps = 0
+    for i in range(m):  # no early exit, so it vectorises
+        gaps |= rows[i] - (r0 + i)
+    if gaps == 0:
+        _copy(X[r0 : r0 + m].reshape(-1), A0.reshape(-1))
+        _copy(Y[r0 : r0 + m].reshape(-1), Yb.reshape(-1))
+        return
+    for i in range(m):
+        r = rows[i]
+        for k in range(X.shape[1]):
+            A0[i, k] = X[r, k]
+        for k in range(Y.shape[1]):
+            Yb[i, k] = Y[r, k]
+
+
+@njit(error_model="numpy", inline="always")
+def _copy(src, dst):
+    # a plain loop: numba's slice assignment dst[:] = src took 8.4 µs for 40,000 float32, this 2.2
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
 @njit(error_model="numpy", cache=True)
 def train_epoch(
     params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, loss, X, Y, perm, batch, Yb, D, grad, costs, T, P,
@@ -155,7 +187,6 @@ def train_epoch(
     """
     n = perm.shape[0]
     n_in = sizes[0]
-    n_out = sizes[sizes.shape[0] - 1]
     track = norms.shape[0] > 0
     for l in range(norms.shape[0]):
         norms[l] = 0.0
@@ -163,13 +194,7 @@ def train_epoch(
     seen = 0
     for start in range(0, n, batch):
         m = min(batch, n - start)
-        A0 = _rows(A, a_off, 0, m, n_in)
-        for i in range(m):  # gather the batch through the permutation
-            r = perm[start + i]
-            for k in range(n_in):
-                A0[i, k] = X[r, k]
-            for k in range(n_out):
-                Yb[i, k] = Y[r, k]
+        _gather(X, Y, perm[start : start + m], _rows(A, a_off, 0, m, n_in), Yb[:m])
         mean = backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, m, loss, Yb[:m], D, grad, costs, T, P,
                         track)  # fmt: skip
         if not np.isfinite(mean):
