@@ -345,7 +345,11 @@ PAIR_MIN_LENGTH = 64  # dot products shorter than this use blocks of four rows �
 # Samples from which the kernels use dot products over packed transposes.
 # Packing θ^T costs n_in·n_out copies whatever n is, so the δ recursion needs
 # more samples to repay it than the weight gradients, whose transposes grow with n.
-DELTA_DOT_MIN = 128
+# (128 until the packing stopped missing L1, see PAD.  At 64 samples the dot products
+# then won 11 of 12 cells of scripts/bench_layer_kernels.py, 1.29-1.82x by median of
+# three runs: layers 1024 -> 1024, 512 -> 512 and 128 -> 784, both dtypes, serial
+# and parallel; they lost float32 parallel 128 -> 784, 0.87x.)
+DELTA_DOT_MIN = 64
 DELTA_DOT_LENGTH = 64  # ... and from which n_out: shorter dot products are mostly loop overhead
 GRAD_DOT_MIN = 32
 # ... and from which n_in·n_out / (n_in + n_out) the gradients' transposes
