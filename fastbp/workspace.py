@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ._kernels.core import PAD, forward_scratch, gradient_scratch, network_scratch
+from ._kernels.core import delta_scratch, forward_scratch, gradient_scratch, network_scratch
 from ._threads import max_threads
 
 
@@ -72,7 +72,7 @@ class Workspace:
         self.costs: NDArray = np.zeros(capacity, dtype=self.dtype)
         self.scratch: NDArray = np.zeros(capacity * int(widths[1:].max()), dtype=self.dtype)
         pairs = range(len(widths) - 1)
-        theta_t = [int(widths[l] * (widths[l + 1] + PAD)) for l in pairs if l > 0]  # θ^T of the δ recursion
+        theta_t = [delta_scratch(int(widths[l]), int(widths[l + 1])) for l in pairs if l > 0]  # θ^T of the δ recursion
         size = self.dtype.itemsize
         theta_t += [forward_scratch(int(widths[l]), int(widths[l + 1]), size) for l in pairs]  # ... of a few inputs
         # (a^l)^T and (δ^{l+1})^T, or the chunks' partial sums of narrow layers

@@ -36,8 +36,8 @@ def kernels(dt: type, n: int, ni: int, no: int) -> dict:
     D_next = rng.standard_normal((n, no)).astype(dt)
     D = np.empty((n, ni), dt)
     dW, db = np.empty_like(W), np.empty(no, dt)
-    T = np.empty(max(ni * (no + core.PAD), core.gradient_scratch(n, ni, no)), dt)
-    WT = T[: ni * (no + core.PAD)].reshape(ni, no + core.PAD)  # as backprop passes it
+    T = np.empty(max(core.delta_scratch(ni, no), core.gradient_scratch(n, ni, no)), dt)
+    WT = core._packed.py_func(T, 0, ni, no)  # θ^T as backprop passes it
     relu = 3
 
     def forward(v: str) -> None:

@@ -54,8 +54,9 @@ def layer_rows(widths, batches, min_time):
             A = rng.normal(size=(n, w))
             Z, A2, D, D2, dW, db = (np.zeros((n, w)), np.zeros((n, w)), rng.normal(size=(n, w)), np.zeros((n, w)),
                                     np.zeros((w, w)), np.zeros(w))  # fmt: skip
-            # θ^T in rows PAD longer, as backprop packs it (δ, and the forward pass of few inputs); a^T, δ^T
-            T, TG = np.zeros((w, w + core.PAD)), np.zeros(core.gradient_scratch(n, w, w))
+            # θ^T laid out as backprop packs it (δ, and the forward pass of few inputs); a^T, δ^T
+            T = core._packed.py_func(np.zeros(core.delta_scratch(w, w)), 0, w, w)
+            TG = np.zeros(core.gradient_scratch(n, w, w))
             cases = {
                 "layer_forward": lambda v: core.layer_forward(W, b, A, Z, A2, 3, T.reshape(-1), v == "par"),  # noqa: B023
                 "layer_backward": lambda v: core.layer_backward(W, D, A, A, D2, 3, T, v == "par"),  # noqa: B023

@@ -409,9 +409,24 @@ def forward_scratch(n_in: int, n_out: int, itemsize: int) -> int:
     return _packed_rows.py_func(n_in, n_out, itemsize) * n_out
 
 
+@njit(error_model="numpy", inline="always")
+def _packed(T, first, rows, length):
+    """Rows ``first`` to ``first + rows`` of a transpose packed into ``T``: shape (rows, length + PAD).
+
+    The one layout of every packed transpose (see PAD); readers use the first ``length`` numbers of each row.
+    """
+    stride = length + PAD
+    return T[first * stride : (first + rows) * stride].reshape((rows, stride))
+
+
+def delta_scratch(n_in: int, n_out: int) -> int:
+    """Length of ``T`` the δ recursion of a layer n_in → n_out needs for θ^T (``_packed``)."""
+    return n_in * (n_out + PAD)
+
+
 def gradient_scratch(n: int, n_in: int, n_out: int) -> int:
     """Length of ``T`` :func:`layer_gradients` needs for up to ``n`` samples of a layer n_in → n_out."""
-    transposes = (n + PAD) * (n_in + n_out)
+    transposes = (n + PAD) * (n_in + n_out)  # a^T and δ^T, rows of n samples (_packed)
     # .py_func: the same rule, without compiling anything when a workspace is made
     if not _narrow.py_func(n, n_in, n_out):
         return transposes
@@ -768,9 +783,7 @@ def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
         return
     n, n_in = A_in.shape
     n_out = dW.shape[0]
-    sn = n + PAD  # row length: see PAD
-    AT = T[: n_in * sn].reshape((n_in, sn))
-    DT = T[n_in * sn : (n_in + n_out) * sn].reshape((n_out, sn))
+    AT, DT = _packed(T, 0, n_in, n), _packed(T, n_in, n_out, n)
     zero = dW.dtype.type(0.0)
     inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
     n4 = n - n % BLOCK
@@ -859,7 +872,7 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
     tc = TILE_UNITS if dot else TILE_COLS
     tj = n_out if dot else TILE_UNITS
     if dot:
-        _transpose(D_next, T[n_in * (n + PAD) : (n_in + n_out) * (n + PAD)].reshape((n_out, n + PAD)))
+        _transpose(D_next, _packed(T, n_in, n_out, n))  # DT of every tile
     n_ch = (n + NARROW_CHUNK - 1) // NARROW_CHUNK
     per = _chunk_length(n_in, n_out) if narrow else 0  # narrow: tile c sums chunk c at T[c · per:]
     n_tiles = n_ch if narrow else _n_tiles(n_in, tc, n_out, tj)
@@ -1265,7 +1278,7 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
     costs : ndarray of shape (>= n,)
         Per-sample costs C_n, written.
     T : ndarray, flat
-        Room for transposes, overwritten: at least sizes[l] · (sizes[l + 1] + PAD)
+        Room for transposes, overwritten: at least ``delta_scratch(sizes[l], sizes[l + 1])``
         for every l ≥ 1 (θ^T), ``gradient_scratch(n, sizes[l], sizes[l + 1])``
         and ``forward_scratch(sizes[l], sizes[l + 1], itemsize)`` for every l.
     P : ndarray, flat, or None
@@ -1298,6 +1311,5 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
         if l > 0:  # δ of the input layer is never needed
             W, _ = _views(params, w_off, b_off, sizes, l)
             Z_in, D_in = _rows(Z, z_off, l - 1, n, n_in), _rows(D, z_off, l - 1, n, n_in)
-            Tl = T[: n_in * (n_out + PAD)].reshape((n_in, n_out + PAD))
-            layer_backward(W, D_next, Z_in, A_in, D_in, acts[l - 1], Tl, parallel)
+            layer_backward(W, D_next, Z_in, A_in, D_in, acts[l - 1], _packed(T, 0, n_in, n_out), parallel)
     return mean
