@@ -762,7 +762,8 @@ def _gradient_chunk(c, D_next, A_in, T, per):
 @njit(error_model="numpy", inline="always")
 def _sum_chunks(src, stride, n_ch, dst, scale):
     """dst = scale · Σ_c src[c · stride : c · stride + len(dst)], the chunks added in order (any thread count)."""
-    dst[:] = src[: dst.shape[0]]
+    for p in range(dst.shape[0]):  # not dst[:] = ...: its shape check compiles an error message, 3 s
+        dst[p] = src[p]
     for c in range(1, n_ch):
         part = src[c * stride : c * stride + dst.shape[0]]
         for p in range(dst.shape[0]):
