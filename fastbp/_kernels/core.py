@@ -351,7 +351,10 @@ PAIR_MIN_LENGTH = 64  # dot products shorter than this use blocks of four rows �
 # and parallel; they lost float32 parallel 128 -> 784, 0.87x.)
 DELTA_DOT_MIN = 64
 DELTA_DOT_LENGTH = 64  # ... and from which n_out: shorter dot products are mostly loop overhead
-GRAD_DOT_MIN = 32
+# (32 until stop 19: at 32 and 48 samples the sums of four outer products per pass ran the
+# serial gradients of 512 → 512, 784 → 1024 and 1024 → 1024 1.04-2.4x faster in both dtypes,
+# scripts/bench_layer_kernels.py; at 64 and 128 samples the dot products win, 1.04-3.1x.)
+GRAD_DOT_MIN = 64
 # ... and from which n_in·n_out / (n_in + n_out) the gradients' transposes
 # (about 1.5 ns per element) are repaid: never for narrow layers.
 GRAD_DOT_WIDTH = 128
