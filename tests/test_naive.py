@@ -102,7 +102,7 @@ def test_shapes_spanning_several_tiles(dtype, big):
     if big:  # wide enough for the dot-product gradients (GRAD_DOT_WIDTH)
         sizes = [268, 261, 261, 3]
     else:
-        sizes = [268, core.TILE_UNITS + 5, core.TILE_COLS + 5, 3]
+        sizes = [core.GRAD_TILE_COLS + 7, core.TILE_UNITS + 5, core.TILE_COLS + 5, 3]
     net, X, Y = make_problem(sizes, "tanh", "softmax", "cross_entropy", n=n, dtype=dtype)
     _assert_matches_naive(net, X, Y, "cross_entropy", TOL[dtype] * 10)  # sums of ~270 terms instead of ~5
 

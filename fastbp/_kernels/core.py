@@ -328,7 +328,18 @@ _output_tiles = tiled(_output_tile)
 
 TILE_SAMPLES = 32  # samples per tile (a multiple of BLOCK)
 TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
-TILE_COLS = 128  # columns of δ^l (or of ∂C/∂θ) per tile
+# Columns per tile of the sums-of-rows forms (few samples): δ^l, and ∂C/∂θ.  Each
+# row of a tile is one short vectorised loop, whose setup (broadcasts, overlap
+# checks) 128 columns did not repay.  Minimum of 15 × 5 serial calls, three
+# alternated processes each, GFLOP/s, 128 → 256 → 512 columns (one-off
+# /tmp/exp/kmin.py): 1024 → 1024 at 32 samples, float64 δ 27.0-32.8 → 31.9-35.0 →
+# 35.6-39.2, gradients 24.9-30.3 → 30.6-33.6 → 37.2-38.8; float32 gradients
+# 50.0-56.7 → 58.8-59.7 → 67.4-99.2, float32 δ within the noise; the textbook's
+# 784 → 30 gradients at 10 samples 24.6-31.7 → 22.9-26.3 → 28.9-40.1 (float64).
+# δ takes 256: its tiles split only the columns at these batches, and a 512-wide
+# layer should still make two.
+TILE_COLS = 256
+GRAD_TILE_COLS = 512
 # Bytes of each row per chunk of a dot product (1,024 float32 or 512 float64 terms): the six
 # rows in use (24 KiB) stay in L1, and each dot product pays its eight horizontal sums once per
 # chunk.  With chunks of 256 terms (1 KiB of float32), scripts/bench_layer_kernels.py ran the
@@ -873,7 +884,7 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
     dot = n >= GRAD_DOT_MIN and n_in * n_out >= GRAD_DOT_WIDTH * (n_in + n_out)
     # dot products: a tile is TILE_UNITS columns × every neuron, and packs its
     # own rows of (a^l)^T; (δ^{l+1})^T is shared, so it is packed first.
-    tc = TILE_UNITS if dot else TILE_COLS
+    tc = TILE_UNITS if dot else GRAD_TILE_COLS
     tj = n_out if dot else TILE_UNITS
     if dot:
         _transpose(D_next, _packed(T, n_in, n_out, n))  # DT of every tile
