@@ -147,6 +147,18 @@ def _n_tiles(len_a, size_a, len_b, size_b):
 
 
 @njit(error_model="numpy", inline="always")
+def _even(length, most):
+    """The size of the fewest near-equal tiles, at most ``most`` (a multiple of 16) long, that cover ``length``.
+
+    Rounded up to 16 numbers, so the tiles' rows start on whole vectors.  784
+    columns make tiles of 400 and 384 rather than 512 and 272: two threads
+    share them evenly.  Depends on the shapes alone, as every tile size must.
+    """
+    n_t = (length + most - 1) // most
+    return ((length + n_t - 1) // n_t + 15) // 16 * 16
+
+
+@njit(error_model="numpy", inline="always")
 def _tile_ranges(t, len_a, size_a, len_b, size_b):
     """Tile ``t`` of that grid, numbered along b first: its ranges a0, a1, b0, b1."""
     n_b = (len_b + size_b - 1) // size_b
@@ -324,11 +336,13 @@ _output_tiles = tiled(_output_tile)
 # cache while every sample (or neuron) of the tile uses it; without tiling a
 # 1024-wide θ would be streamed from memory once per 4 samples.  Within a
 # tile, blocks of four samples share each load of θ.  The tile sizes depend on
-# nothing but these constants, so the order of every sum is fixed by the shapes.
+# nothing but these constants and the shapes, so the order of every sum is fixed
+# by the shapes.
 
 TILE_SAMPLES = 32  # samples per tile (a multiple of BLOCK)
 TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
-# Columns per tile of the sums-of-rows forms (few samples): δ^l, and ∂C/∂θ.  Each
+# Most columns per tile of the sums-of-rows forms (few samples): δ^l, and ∂C/∂θ; the
+# columns are split into the fewest tiles of near-equal size (``_even``).  Each
 # row of a tile is one short vectorised loop, whose setup (broadcasts, overlap
 # checks) 128 columns did not repay.  Minimum of 15 × 5 serial calls, three
 # alternated processes each, GFLOP/s, 128 → 256 → 512 columns (one-off
@@ -706,7 +720,7 @@ def layer_backward(W, D_next, Z, A, D, code, T, parallel):
     dot = n >= DELTA_DOT_MIN and n_out >= DELTA_DOT_LENGTH
     # dot products: a tile is TILE_UNITS columns × every sample (it packs its
     # θ^T block once); sums of rows of θ: TILE_COLS columns × TILE_SAMPLES.
-    tc = TILE_UNITS if dot else TILE_COLS
+    tc = TILE_UNITS if dot else _even(n_in, TILE_COLS)
     ts = n if dot else TILE_SAMPLES
     _backward_tiles(parallel, _n_tiles(n_in, tc, n, ts), W, D_next, Z, A, D, code, T, dot, tc, ts)
 
@@ -884,7 +898,7 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
     dot = n >= GRAD_DOT_MIN and n_in * n_out >= GRAD_DOT_WIDTH * (n_in + n_out)
     # dot products: a tile is TILE_UNITS columns × every neuron, and packs its
     # own rows of (a^l)^T; (δ^{l+1})^T is shared, so it is packed first.
-    tc = TILE_UNITS if dot else GRAD_TILE_COLS
+    tc = TILE_UNITS if dot else _even(n_in, GRAD_TILE_COLS)
     tj = n_out if dot else TILE_UNITS
     if dot:
         _transpose(D_next, _packed(T, n_in, n_out, n))  # DT of every tile
