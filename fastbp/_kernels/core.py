@@ -719,7 +719,7 @@ def layer_backward(W, D_next, Z, A, D, code, T, parallel):
     n_out = W.shape[0]
     dot = n >= DELTA_DOT_MIN and n_out >= DELTA_DOT_LENGTH
     # dot products: a tile is TILE_UNITS columns × every sample (it packs its
-    # θ^T block once); sums of rows of θ: TILE_COLS columns × TILE_SAMPLES.
+    # θ^T block once); sums of rows of θ: up to TILE_COLS columns (_even) × TILE_SAMPLES.
     tc = TILE_UNITS if dot else _even(n_in, TILE_COLS)
     ts = n if dot else TILE_SAMPLES
     _backward_tiles(parallel, _n_tiles(n_in, tc, n, ts), W, D_next, Z, A, D, code, T, dot, tc, ts)
