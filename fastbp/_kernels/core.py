@@ -173,6 +173,18 @@ def _tile_ranges(t, len_a, size_a, len_b, size_b):
 
 
 @njit(error_model="numpy", inline="always")
+def _copy(src, dst):
+    """dst[:len(src)] = src, as a plain loop.
+
+    Not slice assignment: it took 8.4 µs for 40,000 float32 against 2.2 for
+    the loop, and its shape check compiles an error message (3 s of an
+    empty-cache start, and 29 extra compiled libraries).
+    """
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@njit(error_model="numpy", inline="always")
 def _flat_rows(X, i0, i1):
     """Rows i0..i1 of a C-ordered (n, width) array as one contiguous run, shape (1, m).
 
@@ -344,9 +356,9 @@ TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
 # Most columns per tile of the sums-of-rows forms (few samples): δ^l, and ∂C/∂θ; the
 # columns are split into the fewest tiles of near-equal size (``_even``).  Each
 # row of a tile is one short vectorised loop, whose setup (broadcasts, overlap
-# checks) 128 columns did not repay.  Minimum of 15 × 5 serial calls, three
-# alternated processes each, GFLOP/s, 128 → 256 → 512 columns (one-off
-# /tmp/exp/kmin.py): 1024 → 1024 at 32 samples, float64 δ 27.0-32.8 → 31.9-35.0 →
+# checks) 128 columns did not repay.  Serial kernels as scripts/bench_layer_kernels.py
+# builds them, minimum of 15 × 5 calls, three alternated processes each (one-off
+# timing), GFLOP/s, 128 → 256 → 512 columns: 1024 → 1024 at 32 samples, float64 δ 27.0-32.8 → 31.9-35.0 →
 # 35.6-39.2, gradients 24.9-30.3 → 30.6-33.6 → 37.2-38.8; float32 gradients
 # 50.0-56.7 → 58.8-59.7 → 67.4-99.2, float32 δ within the noise; the textbook's
 # 784 → 30 gradients at 10 samples 24.6-31.7 → 22.9-26.3 → 28.9-40.1 (float64).
@@ -354,6 +366,7 @@ TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
 # layer should still make two.
 TILE_COLS = 256
 GRAD_TILE_COLS = 512
+assert TILE_COLS % 16 == 0 and GRAD_TILE_COLS % 16 == 0  # _even rounds tiles up to 16 and must stay within them
 # Bytes of each row per chunk of a dot product (1,024 float32 or 512 float64 terms): the six
 # rows in use (24 KiB) stay in L1, and each dot product pays its eight horizontal sums once per
 # chunk.  With chunks of 256 terms (1 KiB of float32), scripts/bench_layer_kernels.py ran the
@@ -790,8 +803,7 @@ def _gradient_chunk(c, D_next, A_in, T, per):
 @njit(error_model="numpy", inline="always")
 def _sum_chunks(src, stride, n_ch, dst, scale):
     """dst = scale · Σ_c src[c · stride : c · stride + len(dst)], the chunks added in order (any thread count)."""
-    for p in range(dst.shape[0]):  # not dst[:] = ...: its shape check compiles an error message, 3 s
-        dst[p] = src[p]
+    _copy(src[: dst.shape[0]], dst)
     for c in range(1, n_ch):
         part = src[c * stride : c * stride + dst.shape[0]]
         for p in range(dst.shape[0]):
