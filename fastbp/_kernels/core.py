@@ -391,7 +391,9 @@ DELTA_DOT_MIN = 64
 DELTA_DOT_LENGTH = 64  # ... and from which n_out: shorter dot products are mostly loop overhead
 # (32 until stop 19: at 32 and 48 samples the sums of four outer products per pass ran the
 # serial gradients of 512 → 512, 784 → 1024 and 1024 → 1024 1.04-2.4x faster in both dtypes,
-# scripts/bench_layer_kernels.py; at 64 and 128 samples the dot products win, 1.04-3.1x.)
+# scripts/bench_layer_kernels.py; at 64 and 128 samples the dot products won 7 of 8 cells of
+# 1024 → 1024, 1.04-3.1x, and lost float32 parallel at 128 samples, 0.84x, in a run whose
+# float32 matmul peak read 118 GFLOP/s instead of about 220.)
 GRAD_DOT_MIN = 64
 # ... and from which n_in·n_out / (n_in + n_out) the gradients' transposes
 # (about 1.5 ns per element) are repaid: never for narrow layers.
