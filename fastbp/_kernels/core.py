@@ -580,6 +580,34 @@ def _set_rows(r, d0, d1, d2, d3, w0, w1, w2, w3):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", inline="always")
+def _rows_block(r0, r1, r2, r3, C, scale, w0, w1, w2, w3, add):
+    """r_a (+)= scale · Σ_b C[a, b] · w_b for a, b < 4, along four contiguous rows at once.
+
+    Each element gets the sum of :func:`_add_rows` in the same order; four
+    rows per pass share every load of w (four loads per sixteen
+    multiply-adds instead of four per four).
+    """
+    c00, c01, c02, c03 = C[0, 0] * scale, C[0, 1] * scale, C[0, 2] * scale, C[0, 3] * scale
+    c10, c11, c12, c13 = C[1, 0] * scale, C[1, 1] * scale, C[1, 2] * scale, C[1, 3] * scale
+    c20, c21, c22, c23 = C[2, 0] * scale, C[2, 1] * scale, C[2, 2] * scale, C[2, 3] * scale
+    c30, c31, c32, c33 = C[3, 0] * scale, C[3, 1] * scale, C[3, 2] * scale, C[3, 3] * scale
+    if add:
+        for k in range(r0.shape[0]):
+            a, b, c, d = w0[k], w1[k], w2[k], w3[k]
+            r0[k] += c00 * a + c01 * b + c02 * c + c03 * d
+            r1[k] += c10 * a + c11 * b + c12 * c + c13 * d
+            r2[k] += c20 * a + c21 * b + c22 * c + c23 * d
+            r3[k] += c30 * a + c31 * b + c32 * c + c33 * d
+    else:
+        for k in range(r0.shape[0]):
+            a, b, c, d = w0[k], w1[k], w2[k], w3[k]
+            r0[k] = c00 * a + c01 * b + c02 * c + c03 * d
+            r1[k] = c10 * a + c11 * b + c12 * c + c13 * d
+            r2[k] = c20 * a + c21 * b + c22 * c + c23 * d
+            r3[k] = c30 * a + c31 * b + c32 * c + c33 * d
+
+
+@njit(fastmath=FASTMATH, error_model="numpy", inline="always")
 def _add_row(r, d, w):
     """r += d·w along one contiguous row."""
     for k in range(r.shape[0]):
@@ -662,7 +690,7 @@ def _backward_tile(t, W, D_next, Z, A, D, code, T, dot, tc, ts):
     """Tile ``t`` of :func:`layer_backward`: δ of the columns × samples it owns (and, for dot products, T's rows)."""
     n, n_in = D.shape
     n_out = W.shape[0]
-    zero = D.dtype.type(0.0)
+    zero, one = D.dtype.type(0.0), D.dtype.type(1.0)
     k0, k1, i0, i1 = _tile_ranges(t, n_in, tc, n, ts)
     m = k1 - k0
     if dot:
@@ -679,10 +707,14 @@ def _backward_tile(t, W, D_next, Z, A, D, code, T, dot, tc, ts):
                 r = D[i, k0:k1]
                 for k in range(m):
                     r[k] = zero
+        i4 = i0 + (i1 - i0) // BLOCK * BLOCK
         for j in range(0, j4, BLOCK):  # four rows of θ, in L1, for every sample of the tile
             w0, w1 = W[j, k0:k1], W[j + 1, k0:k1]
             w2, w3 = W[j + 2, k0:k1], W[j + 3, k0:k1]
-            for i in range(i0, i1):
+            for i in range(i0, i4, BLOCK):  # four samples per pass share the loads of θ
+                _rows_block(D[i, k0:k1], D[i + 1, k0:k1], D[i + 2, k0:k1], D[i + 3, k0:k1],
+                            D_next[i : i + BLOCK, j : j + BLOCK], one, w0, w1, w2, w3, j > 0)  # fmt: skip
+            for i in range(i4, i1):
                 d = D_next[i]
                 if j == 0:
                     _set_rows(D[i, k0:k1], d[j], d[j + 1], d[j + 2], d[j + 3], w0, w1, w2, w3)
@@ -710,7 +742,7 @@ def layer_backward(W, D_next, Z, A, D, code, T, parallel):
     operands contiguously.  For fewer samples the packing would cost more
     than the product (and short dot products are mostly loop overhead);
     each row of δ^l is then a sum of rows of θ^l weighted by δ^{l+1}, four
-    rows of θ per pass along a contiguous row.
+    rows of θ per pass along four contiguous rows of δ^l (:func:`_rows_block`).
 
     Parameters
     ----------
@@ -848,10 +880,14 @@ def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
                 g = dW[j, k0:k1]
                 for k in range(m):
                     g[k] = zero
+        j4 = j0 + (j1 - j0) // BLOCK * BLOCK
         for i in range(0, n4, BLOCK):
             x0, x1 = A_in[i, k0:k1], A_in[i + 1, k0:k1]
             x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
-            for j in range(j0, j1):
+            for j in range(j0, j4, BLOCK):  # four neurons per pass share the loads of a
+                _rows_block(dW[j, k0:k1], dW[j + 1, k0:k1], dW[j + 2, k0:k1], dW[j + 3, k0:k1],
+                            D_next[i : i + BLOCK, j : j + BLOCK].T, inv_n, x0, x1, x2, x3, i > 0)  # fmt: skip
+            for j in range(j4, j1):
                 d0, d1 = D_next[i, j] * inv_n, D_next[i + 1, j] * inv_n
                 d2, d3 = D_next[i + 2, j] * inv_n, D_next[i + 3, j] * inv_n
                 if i == 0:
@@ -884,11 +920,11 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
     dot product over the samples (:func:`_dot_block`, summed in chunks of
     ``K_CHUNK_BYTES`` of samples); below it the sums over a few samples are
     too short for that, and each tile adds four samples' outer products per
-    pass along rows of dW instead, each δ scaled by 1/n on the way (no pass
-    over dW to zero or scale it).  Either way the order of every sum depends
-    on the shapes alone.  Narrow layers with many samples (``NARROW_SIZE``,
-    ``NARROW_CHUNK``) sum instead over chunks of samples, one chunk per
-    tile (:func:`_gradient_chunk`), then add the chunks' sums in order.
+    pass along four rows of dW instead (:func:`_rows_block`), each δ scaled
+    by 1/n on the way (no pass over dW to zero or scale it).  Either way the
+    order of every sum depends on the shapes alone.  Narrow layers with many
+    samples (``NARROW_SIZE``, ``NARROW_CHUNK``) sum instead over chunks of
+    samples, one chunk per tile (:func:`_gradient_chunk`), then add the chunks' sums in order.
 
     Parameters
     ----------
