@@ -389,12 +389,14 @@ PAIR_MIN_LENGTH = 64  # dot products shorter than this use blocks of four rows �
 # and parallel; they lost float32 parallel 128 -> 784, 0.87x.)
 DELTA_DOT_MIN = 64
 DELTA_DOT_LENGTH = 64  # ... and from which n_out: shorter dot products are mostly loop overhead
-# (32 until stop 19: at 32 and 48 samples the sums of four outer products per pass ran the
-# serial gradients of 512 → 512, 784 → 1024 and 1024 → 1024 1.04-2.4x faster in both dtypes,
-# scripts/bench_layer_kernels.py; at 64 and 128 samples the dot products won 7 of 8 cells of
-# 1024 → 1024, 1.04-3.1x, and lost float32 parallel at 128 samples, 0.84x, in a run whose
-# float32 matmul peak read 118 GFLOP/s instead of about 220.)
-GRAD_DOT_MIN = 64
+# (32 until stop 19, 64 until stop 20.  Once the sums-of-rows form took four rows of dW
+# per pass (_rows_block), it beat the dot products at 64 samples in every cell timed,
+# parallel: 1024 -> 1024 2.4x (float32) and 1.1x (float64), 512 -> 512 2.4x and 1.46x; at
+# 128 samples it won 784 -> 1024 (1.14x, 1.15x) and float32 1024 -> 1024 (1.12x), and lost
+# float64 1024 -> 1024 (0.98x), 784 -> 32 (0.82x, 0.88x) and float32 128 -> 128 (0.96x);
+# at 256 samples the dot products won 1024 -> 1024 by 1.19x and 1.85x.  In-process
+# alternated timing of bench_layer_kernels.py's kernels, one-off, median of 30.)
+GRAD_DOT_MIN = 128
 # ... and from which n_in·n_out / (n_in + n_out) the gradients' transposes
 # (about 1.5 ns per element) are repaid: never for narrow layers.
 GRAD_DOT_WIDTH = 128
