@@ -21,8 +21,8 @@ Rules that keep the kernels fast and reproducible:
   summed in chunks of ``K_CHUNK_BYTES`` of each row (``_dot_chunks``);
   transposes packed into the workspace where the dot products need them and
   repay them (``DELTA_DOT_MIN``,
-  ``DELTA_DOT_LENGTH``, ``GRAD_DOT_MIN``, ``GRAD_DOT_WIDTH``); sums of four
-  rows of θ per pass otherwise.
+  ``DELTA_DOT_LENGTH``, ``GRAD_DOT_MIN``, ``GRAD_DOT_WIDTH``); otherwise sums
+  of rows, four input rows into four output rows per pass (``_rows_block``).
 * a network of narrow layers runs its whole pass chunk by chunk of samples
   instead, with samples as the contiguous index (``_narrow_chunk``), compiled
   only where the workspace passes room for it (``P``).
