@@ -48,13 +48,17 @@ def flops(sizes: list[int], n: int) -> int:
     return 2 * n * (2 * fwd + back)
 
 
+def calls_per_repeat(fn, min_time: float) -> int:
+    """How many calls of ``fn`` (already warm) last about ``min_time`` seconds, from one timed call."""
+    t0 = time.perf_counter()
+    fn()
+    return max(1, int(min_time / max(time.perf_counter() - t0, 1e-7)))
+
+
 def median_time(fn, min_time: float) -> float:
     """Seconds per call of ``fn``: median of 7 repeats of enough calls to last ``min_time``, after a warm-up."""
     fn()  # compile and warm the caches
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-7)
-    reps = max(1, int(min_time / once))
+    reps = calls_per_repeat(fn, min_time)
     samples = []
     for _ in range(7):
         t0 = time.perf_counter()
@@ -167,23 +171,29 @@ def worker(
     print(json.dumps({"backend": backend, "step": step, **info, "rows": rows}))
 
 
+def run_json(cmd: list[str], numba_threads: int, blas_threads: int, name: str) -> dict:
+    """Run ``cmd`` in a fresh process with these thread counts; the JSON document its last line prints.
+
+    Raises RuntimeError, with the process's stderr, naming ``name`` when it fails.
+    """
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(numba_threads))
+    env.setdefault("NUMBA_THREADING_LAYER", "omp")
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(blas_threads)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{name} failed (exit status {out.returncode}):\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run_backend(backend: str, args: argparse.Namespace, dtype: str) -> dict:
     """Run :func:`worker` in a fresh process with the right thread settings."""
-    env = dict(os.environ)
-    threads = str(args.threads)
-    env["NUMBA_NUM_THREADS"] = threads
-    env.setdefault("NUMBA_THREADING_LAYER", "omp")
-    # the loops never call BLAS; give BLAS the threads only where it does the work
-    blas = "1" if backend == "loops" else threads
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = blas
     cmd = [sys.executable, "-m", "fastbp.bench", "--worker", backend, "--dtypes", dtype,
            "--activation", args.activation, "--min-time", str(args.min_time), "--step", args.step,
            "--batches", *map(str, args.batches), "--widths", *map(str, args.widths)]  # fmt: skip
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"the {backend} worker failed (exit status {out.returncode}):\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    # the loops never call BLAS; give BLAS the threads only where it does the work
+    blas = 1 if backend == "loops" else args.threads
+    return run_json(cmd, args.threads, blas, f"the {backend} worker")
 
 
 def table(loops: dict, vec: dict, peak: float) -> str:

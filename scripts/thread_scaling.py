@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -58,9 +56,7 @@ def paired_times(fn, rounds: int, min_time: float) -> tuple[list[float], list[fl
         numba.set_num_threads(k)
         fn()
         fn()
-    t0 = time.perf_counter()
-    fn()
-    reps = max(1, int(min_time / max(time.perf_counter() - t0, 1e-7)))
+    reps = bench.calls_per_repeat(fn, min_time)
     times: dict[int, list[float]] = {1: [], 2: []}
     for r in range(rounds):
         for k in (1, 2) if r % 2 == 0 else (2, 1):
@@ -99,15 +95,10 @@ def worker(args: argparse.Namespace, dtype: str) -> None:
 
 def run_worker(args: argparse.Namespace, dtype: str) -> dict:
     """:func:`worker` in a fresh process with two numba threads (and one BLAS thread: the loops never call it)."""
-    env = dict(os.environ, NUMBA_NUM_THREADS="2", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    env.setdefault("NUMBA_THREADING_LAYER", "omp")
     cmd = [sys.executable, __file__, "--worker", "loops", "--dtypes", dtype, "--step", args.step,
            "--rounds", str(args.rounds), "--activation", args.activation, "--min-time", str(args.min_time),
            "--batches", *map(str, args.batches), "--widths", *map(str, args.widths)]  # fmt: skip
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"the worker failed (exit status {out.returncode}):\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return bench.run_json(cmd, 2, 1, "the thread-scaling worker")
 
 
 def report(res: dict, dtype: str, step: str, rounds: int) -> None:

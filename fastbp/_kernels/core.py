@@ -568,17 +568,14 @@ def _dot_chunks(L, R, out, i_beg, i_end, j0, j1, length):
 # inline="always": Numba pastes them into the caller.  LLVM left them as calls,
 # which slowed the δ kernel at batch 32 (scripts/bench_layer_kernels.py).
 @njit(fastmath=FASTMATH, error_model="numpy", inline="always")
-def _add_rows(r, d0, d1, d2, d3, w0, w1, w2, w3):
-    """r += d0·w0 + d1·w1 + d2·w2 + d3·w3 along one contiguous row (the sums-of-rows forms)."""
-    for k in range(r.shape[0]):
-        r[k] += d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
-
-
-@njit(fastmath=FASTMATH, error_model="numpy", inline="always")
-def _set_rows(r, d0, d1, d2, d3, w0, w1, w2, w3):
-    """r = d0·w0 + d1·w1 + d2·w2 + d3·w3 along one contiguous row (the first term of a sum)."""
-    for k in range(r.shape[0]):
-        r[k] = d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
+def _add_rows(r, d0, d1, d2, d3, w0, w1, w2, w3, add):
+    """r (+)= d0·w0 + d1·w1 + d2·w2 + d3·w3 along one contiguous row; ``add`` false stores (a sum's first term)."""
+    if add:
+        for k in range(r.shape[0]):
+            r[k] += d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
+    else:
+        for k in range(r.shape[0]):
+            r[k] = d0 * w0[k] + d1 * w1[k] + d2 * w2[k] + d3 * w3[k]
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", inline="always")
@@ -635,7 +632,7 @@ def _forward_tile(t, W, b, A_in, Z, A_out, code, WT, tile_n, tile_j):
                 z[j] = b[j]
             for k in range(0, n_in, 4):  # one pass over z per four rows of θ^T
                 _add_rows(z, a[k], _input(a, k + 1), _input(a, k + 2), _input(a, k + 3),
-                          WT[k], WT[k + 1], WT[k + 2], WT[k + 3])  # fmt: skip
+                          WT[k], WT[k + 1], WT[k + 2], WT[k + 3], True)  # fmt: skip
     else:
         _dot_chunks(A_in, W, Z, i_beg, i_end, j0, j1, n_in)
         for i in range(i_beg, i_end):
@@ -718,10 +715,7 @@ def _backward_tile(t, W, D_next, Z, A, D, code, T, dot, tc, ts):
                             D_next[i : i + BLOCK, j : j + BLOCK], one, w0, w1, w2, w3, j > 0)  # fmt: skip
             for i in range(i4, i1):
                 d = D_next[i]
-                if j == 0:
-                    _set_rows(D[i, k0:k1], d[j], d[j + 1], d[j + 2], d[j + 3], w0, w1, w2, w3)
-                else:
-                    _add_rows(D[i, k0:k1], d[j], d[j + 1], d[j + 2], d[j + 3], w0, w1, w2, w3)
+                _add_rows(D[i, k0:k1], d[j], d[j + 1], d[j + 2], d[j + 3], w0, w1, w2, w3, j > 0)
         for j in range(j4, n_out):
             w = W[j, k0:k1]
             for i in range(i0, i1):
@@ -892,10 +886,7 @@ def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
             for j in range(j4, j1):
                 d0, d1 = D_next[i, j] * inv_n, D_next[i + 1, j] * inv_n
                 d2, d3 = D_next[i + 2, j] * inv_n, D_next[i + 3, j] * inv_n
-                if i == 0:
-                    _set_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3)
-                else:
-                    _add_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3)
+                _add_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3, i > 0)
         for i in range(n4, n):
             x = A_in[i, k0:k1]
             for j in range(j0, j1):
@@ -1100,11 +1091,8 @@ def _weighted_rows(r, coef, V, add):
     if j4 == 0 and not add:
         for s in range(r.shape[0]):
             r[s] = r.dtype.type(0.0)
-    for j in range(0, j4, BLOCK):
-        if j == 0 and not add:  # the first four rows store: no pass to zero r
-            _set_rows(r, coef[j], coef[j + 1], coef[j + 2], coef[j + 3], V[j], V[j + 1], V[j + 2], V[j + 3])
-        else:
-            _add_rows(r, coef[j], coef[j + 1], coef[j + 2], coef[j + 3], V[j], V[j + 1], V[j + 2], V[j + 3])
+    for j in range(0, j4, BLOCK):  # the first four rows store, unless add: no pass to zero r
+        _add_rows(r, coef[j], coef[j + 1], coef[j + 2], coef[j + 3], V[j], V[j + 1], V[j + 2], V[j + 3], add or j > 0)
     for j in range(j4, n):
         _add_row(r, coef[j], V[j])
 
