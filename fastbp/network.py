@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from . import _kernels, vectorised
 from . import activations as act
 from ._validation import check_backend, check_int, check_X
-from .workspace import Workspace
+from .workspace import Workspace, zeros
 
 DTYPES = ("float32", "float64")
 
@@ -41,6 +41,13 @@ def _check_dtype(dtype: Any) -> np.dtype:
     if dt is None or dt.name not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
     return dt
+
+
+def _aligned_copy(params: NDArray, dtype: np.dtype) -> NDArray:
+    """A copy of ``params`` as ``dtype``, starting on a cache line (:func:`~fastbp.workspace.zeros`)."""
+    out = zeros(params.size, dtype)
+    out[...] = params
+    return out
 
 
 class Network:
@@ -123,7 +130,7 @@ class Network:
             pos += n_out
         self._w_off = np.asarray(w_off, dtype=np.int64)
         self._b_off = np.asarray(b_off, dtype=np.int64)
-        self.params: NDArray = np.zeros(pos, dtype=self.dtype)
+        self.params: NDArray = zeros(pos, self.dtype)  # on a cache line, as the workspace's buffers
         self.weights, self.biases = self._split(self.params)
         self._ws: Workspace | None = None
         self._init(seed)
@@ -213,7 +220,7 @@ class Network:
         """Return an independent network with the same layout and parameters."""
         new = object.__new__(Network)
         new.__dict__.update(self.__dict__)
-        new.params = self.params.copy()
+        new.params = _aligned_copy(self.params, self.dtype)
         new.weights, new.biases = new._split(new.params)
         new._ws = None
         return new
@@ -222,7 +229,7 @@ class Network:
         """Return a copy of the network with parameters converted to ``dtype``."""
         new = self.copy()
         new.dtype = _check_dtype(dtype)
-        new.params = self.params.astype(new.dtype)
+        new.params = _aligned_copy(self.params, new.dtype)
         new.weights, new.biases = new._split(new.params)
         return new
 
@@ -236,6 +243,7 @@ class Network:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.params = _aligned_copy(self.params, self.dtype)  # unpickled arrays start anywhere
         self.weights, self.biases = self._split(self.params)
         self._ws = None
 

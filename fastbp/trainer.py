@@ -22,7 +22,7 @@ from .activations import SIGMOID
 from .callbacks import Callback, EarlyStopping
 from .network import Network
 from .optim import SGD, Adam, Optimizer, update_numpy
-from .workspace import Workspace
+from .workspace import Workspace, zeros
 
 #: Rows per chunk when evaluating or predicting.
 EVAL_CHUNK = 1024
@@ -206,9 +206,9 @@ class Trainer:
         self.backend = check_backend(backend)
         self.rng = np.random.default_rng(seed)
         n = net.params.size
-        self.state1 = np.zeros(n, dtype=net.dtype)  # velocity, or Adam's first moment
-        self.state2 = np.zeros(n, dtype=net.dtype)  # Adam's second moment
-        self.decay = np.zeros(n, dtype=net.dtype)
+        self.state1 = zeros(n, net.dtype)  # velocity, or Adam's first moment
+        self.state2 = zeros(n, net.dtype)  # Adam's second moment
+        self.decay = zeros(n, net.dtype)
         for W in net._split(self.decay)[0]:
             W[...] = 1  # weights decay, biases do not
         self.epoch = 0

@@ -15,6 +15,24 @@ from numpy.typing import NDArray
 from ._kernels.core import delta_scratch, forward_scratch, gradient_scratch, network_scratch
 from ._threads import max_threads
 
+ALIGN = 64  # bytes: one cache line, and one AVX-512 vector
+
+
+def zeros(n: int, dtype: np.dtype) -> NDArray:
+    """``np.zeros(n, dtype)`` whose first element starts a cache line (``ALIGN`` bytes).
+
+    The kernels' inner loops run along contiguous rows of these buffers, one
+    vector at a time.  NumPy's allocator promises 16 bytes, and a row that
+    starts mid-line splits every vector load and store over two cache lines:
+    float32 gradients of a 1024 -> 1024 layer at 128 samples ran 1.5x slower
+    from a buffer 8 bytes off a line.  Rows of widths that are multiples of 16
+    (float32) or 8 (float64) numbers then all start on a line.
+    """
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + ALIGN, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start : start + n * dtype.itemsize].view(dtype)
+
 
 class Workspace:
     """Flat buffers sized for a network and a batch capacity.
@@ -29,6 +47,8 @@ class Workspace:
         Largest number of samples the buffers hold.
     dtype : numpy dtype
         float32 or float64.
+
+    Every buffer starts on a cache line (:func:`zeros`).
 
     Attributes
     ----------
@@ -64,22 +84,22 @@ class Workspace:
         widths = np.asarray(self.sizes, dtype=np.int64)
         self.a_off = np.concatenate(([0], np.cumsum(widths[:-1]))).astype(np.int64) * capacity
         self.z_off = np.concatenate(([0], np.cumsum(widths[1:-1]))).astype(np.int64) * capacity
-        self.A: NDArray = np.zeros(capacity * int(widths.sum()), dtype=self.dtype)
-        self.Z: NDArray = np.zeros(capacity * int(widths[1:].sum()), dtype=self.dtype)
-        self.D: NDArray = np.zeros_like(self.Z)
-        self.grad: NDArray = np.zeros(n_params, dtype=self.dtype)
-        self.Y: NDArray = np.zeros((capacity, self.sizes[-1]), dtype=self.dtype)
-        self.costs: NDArray = np.zeros(capacity, dtype=self.dtype)
-        self.scratch: NDArray = np.zeros(capacity * int(widths[1:].max()), dtype=self.dtype)
+        self.A: NDArray = zeros(capacity * int(widths.sum()), self.dtype)
+        self.Z: NDArray = zeros(capacity * int(widths[1:].sum()), self.dtype)
+        self.D: NDArray = zeros(self.Z.size, self.dtype)
+        self.grad: NDArray = zeros(n_params, self.dtype)
+        self.Y: NDArray = zeros(capacity * self.sizes[-1], self.dtype).reshape(capacity, self.sizes[-1])
+        self.costs: NDArray = zeros(capacity, self.dtype)
+        self.scratch: NDArray = zeros(capacity * int(widths[1:].max()), self.dtype)
         pairs = range(len(widths) - 1)
         theta_t = [delta_scratch(int(widths[l]), int(widths[l + 1])) for l in pairs if l > 0]  # θ^T of the δ recursion
         size = self.dtype.itemsize
         theta_t += [forward_scratch(int(widths[l]), int(widths[l + 1]), size) for l in pairs]  # ... of a few inputs
         # (a^l)^T and (δ^{l+1})^T, or the chunks' partial sums of narrow layers
         acts_t = [gradient_scratch(capacity, int(widths[l]), int(widths[l + 1])) for l in pairs]
-        self.T: NDArray = np.zeros(max(theta_t + acts_t), dtype=self.dtype)
+        self.T: NDArray = zeros(max(theta_t + acts_t), self.dtype)
         n_pipe = network_scratch(self.sizes, n_params, capacity, max_threads())
-        self.P: NDArray | None = np.zeros(n_pipe, dtype=self.dtype) if n_pipe else None
+        self.P: NDArray | None = zeros(n_pipe, self.dtype) if n_pipe else None
 
     @property
     def nbytes(self) -> int:

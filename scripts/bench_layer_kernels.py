@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from fastbp._kernels import core
 from fastbp.bench import median_time
+from fastbp.workspace import zeros
 
 MIN_TIME = 0.05  # seconds per timing repeat
 
@@ -29,14 +30,20 @@ MIN_TIME = 0.05  # seconds per timing repeat
 def kernels(dt: type, n: int, ni: int, no: int) -> dict:
     """The three kernels on one random layer: name -> call(variant)."""
     rng = np.random.default_rng(0)
-    W = (rng.standard_normal((no, ni)) * 0.03).astype(dt)
-    b = np.zeros(no, dt)
-    A = rng.random((n, ni)).astype(dt)
-    Z, A_out = np.empty((n, no), dt), np.empty((n, no), dt)
-    D_next = rng.standard_normal((n, no)).astype(dt)
-    D = np.empty((n, ni), dt)
-    dW, db = np.empty_like(W), np.empty(no, dt)
-    T = np.empty(max(core.delta_scratch(ni, no), core.gradient_scratch(n, ni, no)), dt)
+
+    def buffer(*shape: int) -> np.ndarray:  # on a cache line, as fastbp's own buffers (workspace.zeros)
+        return zeros(int(np.prod(shape)), np.dtype(dt)).reshape(shape)
+
+    W, b = buffer(no, ni), buffer(no)
+    W[...] = rng.standard_normal((no, ni)) * 0.03
+    A = buffer(n, ni)
+    A[...] = rng.random((n, ni))
+    Z, A_out = buffer(n, no), buffer(n, no)
+    D_next = buffer(n, no)
+    D_next[...] = rng.standard_normal((n, no))
+    D = buffer(n, ni)
+    dW, db = buffer(no, ni), buffer(no)
+    T = buffer(max(core.delta_scratch(ni, no), core.gradient_scratch(n, ni, no)))
     WT = core._packed.py_func(T, 0, ni, no)  # θ^T as backprop passes it
     relu = 3
 

@@ -95,3 +95,26 @@ def test_workspace_nbytes_counts_every_buffer():
     buffers = [v for v in vars(ws).values() if isinstance(v, np.ndarray) and v.dtype == ws.dtype]
     assert len(buffers) == 8
     assert ws.nbytes == sum(b.nbytes for b in buffers)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_buffers_start_on_a_cache_line(dtype):
+    """The kernels' rows start on whole vectors only if every buffer does (workspace.zeros)."""
+    import pickle
+
+    def on_line(a):
+        return a.ctypes.data % 64 == 0
+
+    for _ in range(3):  # NumPy's own allocations land 16 bytes off a line as often as not
+        net = fastbp.Network([1000, 17, 3], seed=0, dtype=dtype)
+        ws = net.workspace(9)
+        buffers = [v for v in vars(ws).values() if isinstance(v, np.ndarray) and v.dtype == ws.dtype]
+        assert buffers and all(on_line(b) for b in buffers)
+        assert ws.Y.shape == (9, 3) and ws.Y.flags.c_contiguous
+        assert on_line(net.params) and on_line(net.weights[0])
+        assert on_line(net.copy().params) and on_line(net.astype("float32").params)
+        back = pickle.loads(pickle.dumps(net))
+        assert on_line(back.params) and np.shares_memory(back.weights[0], back.params)
+        tr = fastbp.Trainer(net, optimizer=fastbp.Adam(lr=1e-3))
+        assert on_line(tr.state1) and on_line(tr.state2) and on_line(tr.decay)
+        assert not tr.state1.any() and not ws.A.any()  # zeros, as np.zeros
