@@ -95,11 +95,11 @@ def test_shapes_spanning_several_tiles(dtype, big):
     """Widths and batch sizes past one cache tile of each kernel, with remainders."""
     from fastbp._kernels import core
 
-    # big: δ and gradients as dot products (past one chunk of their sums: tests/test_twin.py,
-    # too slow for these scalar loops); small: the sums-of-rows forms used below GRAD_DOT_MIN
-    # and DELTA_DOT_MIN
-    n = 263 if big else core.GRAD_DOT_MIN - 3
-    if big:  # wide enough for the dot-product gradients (GRAD_DOT_WIDTH)
+    # big: δ as dot products (past one chunk of their sums: tests/test_twin.py, too slow for
+    # these scalar loops), the gradients' sums of rows over many samples; small: the δ
+    # recursion's sums of rows, used below DELTA_DOT_MIN
+    n = 263 if big else core.DELTA_DOT_MIN - 3
+    if big:
         sizes = [268, 261, 261, 3]
     else:
         sizes = [core.GRAD_TILE_COLS + 7, core.TILE_UNITS + 5, core.TILE_COLS + 5, 3]

@@ -48,11 +48,11 @@ def test_loops_match_vectorised(hidden, pair, dtype, shape):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_dot_products_past_one_chunk(dtype):
-    """Forward, δ and gradient dot products summed over more than one chunk (K_CHUNK_BYTES of a row)."""
+    """Forward and δ dot products summed over more than one chunk (K_CHUNK_BYTES of a row)."""
     from fastbp._kernels import core
 
     chunk = core.K_CHUNK_BYTES // np.dtype(dtype).itemsize  # terms per chunk
-    # n_in, δ's n_out and the samples all past one chunk; DELTA_DOT_MIN, GRAD_DOT_WIDTH met
+    # n_in, δ's n_out and the samples all past one chunk; DELTA_DOT_MIN met
     net, X, Y = make_problem([chunk + 12, chunk + 5, chunk + 5, 3], "tanh", "softmax", "cross_entropy",
                              n=chunk + 7, dtype=dtype, seed=3)  # fmt: skip
     # sums of chunk + 12 terms (4x and 8x TOL's 128): the bound grows with their length

@@ -19,10 +19,10 @@ Rules that keep the kernels fast and reproducible:
 * tiles that keep a block of θ in cache; inside a tile, dot products along
   contiguous rows in register blocks of four rows × two rows (``_dot_block``),
   summed in chunks of ``K_CHUNK_BYTES`` of each row (``_dot_chunks``);
-  transposes packed into the workspace where the dot products need them and
-  repay them (``DELTA_DOT_MIN``,
-  ``DELTA_DOT_LENGTH``, ``GRAD_DOT_MIN``, ``GRAD_DOT_WIDTH``); otherwise sums
-  of rows, four input rows into four output rows per pass (``_rows_block``).
+  θ^T packed into the workspace where the δ recursion's dot products need it
+  and repay it (``DELTA_DOT_MIN``, ``DELTA_DOT_LENGTH``); otherwise sums of
+  rows, four input rows into four output rows per pass (``_rows_block``),
+  which is also how every weight gradient is summed.
 * a network of narrow layers runs its whole pass chunk by chunk of samples
   instead, with samples as the contiguous index (``_narrow_chunk``), compiled
   only where the workspace passes room for it (``P``).
@@ -363,7 +363,12 @@ TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
 # 50.0-56.7 → 58.8-59.7 → 67.4-99.2, float32 δ within the noise; the textbook's
 # 784 → 30 gradients at 10 samples 24.6-31.7 → 22.9-26.3 → 28.9-40.1 (float64).
 # δ takes 256: its tiles split only the columns at these batches, and a 512-wide
-# layer should still make two.
+# layer should still make two.  The gradients sum rows this way at every batch size:
+# on rows that start on a cache line (workspace.zeros) it beat dot products over
+# packed transposes of δ and a in 38 of 40 cells from 128 to 1024 samples (1.03-1.7x,
+# 1024 -> 1024, 784 -> 1024, 512 -> 512, 784 -> 256 and 256 -> 256, both dtypes,
+# parallel; it lost float64 1024 -> 1024 and 784 -> 256 at 256 samples, 0.91x and
+# 0.97x.  In-process alternated timing, one-off, median of 20).
 TILE_COLS = 256
 GRAD_TILE_COLS = 512
 assert TILE_COLS % 16 == 0 and GRAD_TILE_COLS % 16 == 0  # _even rounds tiles up to 16 and must stay within them
@@ -373,33 +378,21 @@ assert TILE_COLS % 16 == 0 and GRAD_TILE_COLS % 16 == 0  # _even rounds tiles up
 # float32 kernels of 1024 -> 1024 at 1024 samples 1.2-1.8x slower (forward, δ and gradients);
 # with 784 inputs the forward 1.2-1.6x, δ and the gradients mixed (0.85-1.6x).
 K_CHUNK_BYTES = 4096
-# Rows of the transposes packed into T (θ^T of the δ recursion, a^T and δ^T of the
-# gradients) are PAD numbers longer than what they hold.  Rows 4 KiB apart (1,024
+# Rows of θ^T packed into T for the δ recursion's dot products are PAD numbers
+# longer than what they hold.  Rows 4 KiB apart (1,024
 # float32, 512 float64) all fall in the same set of the 12-way L1 cache, so a
 # transpose written down a column missed L1 at every write: packing θ^T of a 1024 ×
 # 1024 layer took 7.6 ms, into rows 16 numbers longer 1.0 ms (one-off timing, both dtypes).
 PAD = 16
 PAIR_MIN_LENGTH = 64  # dot products shorter than this use blocks of four rows × one
-# Samples from which the kernels use dot products over packed transposes.
-# Packing θ^T costs n_in·n_out copies whatever n is, so the δ recursion needs
-# more samples to repay it than the weight gradients, whose transposes grow with n.
-# (128 until the packing stopped missing L1, see PAD.  At 64 samples the dot products
-# then won 11 of 12 cells of scripts/bench_layer_kernels.py, 1.29-1.82x by median of
-# three runs: layers 1024 -> 1024, 512 -> 512 and 128 -> 784, both dtypes, serial
-# and parallel; they lost float32 parallel 128 -> 784, 0.87x.)
+# Samples from which the δ recursion uses dot products over a packed θ^T,
+# which costs n_in·n_out copies whatever n is.  (128 until the packing stopped
+# missing L1, see PAD.  At 64 samples the dot products then won 11 of 12 cells of
+# scripts/bench_layer_kernels.py, 1.29-1.82x by median of three runs: layers
+# 1024 -> 1024, 512 -> 512 and 128 -> 784, both dtypes, serial and parallel; they
+# lost float32 parallel 128 -> 784, 0.87x.)
 DELTA_DOT_MIN = 64
 DELTA_DOT_LENGTH = 64  # ... and from which n_out: shorter dot products are mostly loop overhead
-# (32 until stop 19, 64 until stop 20.  Once the sums-of-rows form took four rows of dW
-# per pass (_rows_block), it beat the dot products at 64 samples in every cell timed,
-# parallel: 1024 -> 1024 2.4x (float32) and 1.1x (float64), 512 -> 512 2.4x and 1.46x; at
-# 128 samples it won 784 -> 1024 (1.14x, 1.15x) and float32 1024 -> 1024 (1.12x), and lost
-# float64 1024 -> 1024 (0.98x), 784 -> 32 (0.82x, 0.88x) and float32 128 -> 128 (0.96x);
-# at 256 samples the dot products won 1024 -> 1024 by 1.19x and 1.85x.  In-process
-# alternated timing of bench_layer_kernels.py's kernels, one-off, median of 30.)
-GRAD_DOT_MIN = 128
-# ... and from which n_in·n_out / (n_in + n_out) the gradients' transposes
-# (about 1.5 ns per element) are repaid: never for narrow layers.
-GRAD_DOT_WIDTH = 128
 # Layers with at most ROWS_MAX_IN inputs: dot products of 2-8 terms are mostly loop
 # overhead, so the forward pass sums rows of a packed θ^T instead, n_in rows per sample
 # along the contiguous neurons (n_in 4: 1.0-3.0x float32, 1.1-1.7x float64, for 8-128
@@ -424,9 +417,6 @@ ROWS_TILE_ELEMENTS = 1024
 NARROW_SIZE = 64 * 64
 NARROW_CHUNK = 256
 NARROW_SUB = 64
-# a narrow layer is never wide enough for the dot-product gradients (n_in·n_out ≥
-# GRAD_DOT_WIDTH·(n_in + n_out) needs n_in·n_out ≥ (2·GRAD_DOT_WIDTH)²), so the two paths never compete
-assert NARROW_SIZE < (2 * GRAD_DOT_WIDTH) ** 2
 
 
 @njit
@@ -470,12 +460,14 @@ def delta_scratch(n_in: int, n_out: int) -> int:
 
 
 def gradient_scratch(n: int, n_in: int, n_out: int) -> int:
-    """Length of ``T`` :func:`layer_gradients` needs for up to ``n`` samples of a layer n_in → n_out."""
-    transposes = (n + PAD) * (n_in + n_out)  # a^T and δ^T, rows of n samples (_packed)
+    """Length of ``T`` :func:`layer_gradients` needs for up to ``n`` samples of a layer n_in → n_out.
+
+    Only narrow layers use it, for their chunks' partial sums.
+    """
     # .py_func: the same rule, without compiling anything when a workspace is made
     if not _narrow.py_func(n, n_in, n_out):
-        return transposes
-    return max(transposes, (n + NARROW_CHUNK - 1) // NARROW_CHUNK * _chunk_length.py_func(n_in, n_out))
+        return 0
+    return (n + NARROW_CHUNK - 1) // NARROW_CHUNK * _chunk_length.py_func(n_in, n_out)
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", inline="always")
@@ -843,7 +835,7 @@ def _sum_chunks(src, stride, n_ch, dst, scale):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
+def _gradient_tile(t, D_next, A_in, dW, db, T, tc, tj, per):
     """Tile ``t`` of :func:`layer_gradients`: the block of ∂C/∂θ (and of ∂C/∂b) it owns.
 
     ``per`` > 0 (narrow layers): tile t is chunk t of the samples instead
@@ -854,43 +846,31 @@ def _gradient_tile(t, D_next, A_in, dW, db, T, dot, tc, tj, per):
         return
     n, n_in = A_in.shape
     n_out = dW.shape[0]
-    AT, DT = _packed(T, 0, n_in, n), _packed(T, n_in, n_out, n)
     zero = dW.dtype.type(0.0)
     inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
     n4 = n - n % BLOCK
     k0, k1, j0, j1 = _tile_ranges(t, n_in, tc, n_out, tj)
     m = k1 - k0
-    if dot:
-        for i in range(n):
-            for k in range(k0, k1):
-                AT[k, i] = A_in[i, k]
-        for b0 in range(j0, j1, TILE_UNITS):  # blocks of neurons whose rows stay in cache
-            _dot_chunks(DT, AT, dW, b0, min(b0 + TILE_UNITS, j1), k0, k1, n)
+    if n4 == 0:  # otherwise the first four samples store: 1/n rides on δ, no pass over dW to zero or scale it
         for j in range(j0, j1):
             g = dW[j, k0:k1]
             for k in range(m):
-                g[k] *= inv_n
-    else:  # 1/n rides on δ and the first block stores: no pass over dW to zero or scale it
-        if n4 == 0:
-            for j in range(j0, j1):
-                g = dW[j, k0:k1]
-                for k in range(m):
-                    g[k] = zero
-        j4 = j0 + (j1 - j0) // BLOCK * BLOCK
-        for i in range(0, n4, BLOCK):
-            x0, x1 = A_in[i, k0:k1], A_in[i + 1, k0:k1]
-            x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
-            for j in range(j0, j4, BLOCK):  # four neurons per pass share the loads of a
-                _rows_block(dW[j, k0:k1], dW[j + 1, k0:k1], dW[j + 2, k0:k1], dW[j + 3, k0:k1],
-                            D_next[i : i + BLOCK, j : j + BLOCK].T, inv_n, x0, x1, x2, x3, i > 0)  # fmt: skip
-            for j in range(j4, j1):
-                d0, d1 = D_next[i, j] * inv_n, D_next[i + 1, j] * inv_n
-                d2, d3 = D_next[i + 2, j] * inv_n, D_next[i + 3, j] * inv_n
-                _add_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3, i > 0)
-        for i in range(n4, n):
-            x = A_in[i, k0:k1]
-            for j in range(j0, j1):
-                _add_row(dW[j, k0:k1], D_next[i, j] * inv_n, x)
+                g[k] = zero
+    j4 = j0 + (j1 - j0) // BLOCK * BLOCK
+    for i in range(0, n4, BLOCK):
+        x0, x1 = A_in[i, k0:k1], A_in[i + 1, k0:k1]
+        x2, x3 = A_in[i + 2, k0:k1], A_in[i + 3, k0:k1]
+        for j in range(j0, j4, BLOCK):  # four neurons per pass share the loads of a
+            _rows_block(dW[j, k0:k1], dW[j + 1, k0:k1], dW[j + 2, k0:k1], dW[j + 3, k0:k1],
+                        D_next[i : i + BLOCK, j : j + BLOCK].T, inv_n, x0, x1, x2, x3, i > 0)  # fmt: skip
+        for j in range(j4, j1):
+            d0, d1 = D_next[i, j] * inv_n, D_next[i + 1, j] * inv_n
+            d2, d3 = D_next[i + 2, j] * inv_n, D_next[i + 3, j] * inv_n
+            _add_rows(dW[j, k0:k1], d0, d1, d2, d3, x0, x1, x2, x3, i > 0)
+    for i in range(n4, n):
+        x = A_in[i, k0:k1]
+        for j in range(j0, j1):
+            _add_row(dW[j, k0:k1], D_next[i, j] * inv_n, x)
     if k0 == 0:  # the first column tile also owns db[j0:j1]
         for j in range(j0, j1):
             s = zero
@@ -906,18 +886,14 @@ _gradient_tiles = tiled(_gradient_tile)
 def layer_gradients(D_next, A_in, dW, db, T, parallel):
     """∂C/∂θ^l = mean over samples of δ^{l+1} (a^l)^T, ∂C/∂b^l = mean of δ^{l+1}.
 
-    Each tile owns a block ``dW[j0:j1, k0:k1]``.  From ``GRAD_DOT_MIN``
-    samples on, in layers wide enough (``GRAD_DOT_WIDTH``), δ^{l+1} and a^l
-    are transposed into ``T`` (δ first, on the calling thread; each tile
-    then packs the rows of (a^l)^T for its own columns) so every gradient is a
-    dot product over the samples (:func:`_dot_block`, summed in chunks of
-    ``K_CHUNK_BYTES`` of samples); below it the sums over a few samples are
-    too short for that, and each tile adds four samples' outer products per
-    pass along four rows of dW instead (:func:`_rows_block`), each δ scaled
-    by 1/n on the way (no pass over dW to zero or scale it).  Either way the
-    order of every sum depends on the shapes alone.  Narrow layers with many
-    samples (``NARROW_SIZE``, ``NARROW_CHUNK``) sum instead over chunks of
-    samples, one chunk per tile (:func:`_gradient_chunk`), then add the chunks' sums in order.
+    Each tile owns a block ``dW[j0:j1, k0:k1]`` of ``TILE_UNITS`` neurons
+    × up to ``GRAD_TILE_COLS`` columns, and adds four samples' outer
+    products per pass along four rows of dW (:func:`_rows_block`), each δ
+    scaled by 1/n on the way (no pass over dW to zero or scale it); each
+    gradient is summed over the samples in order, whatever the thread count.
+    Narrow layers with many samples (``NARROW_SIZE``, ``NARROW_CHUNK``) sum
+    instead over chunks of samples, one chunk per tile
+    (:func:`_gradient_chunk`), then add the chunks' sums in order.
 
     Parameters
     ----------
@@ -930,25 +906,18 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
     db : ndarray of shape (n_out,)
         Written.
     T : ndarray, flat, of at least ``gradient_scratch(n, n_in, n_out)``
-        Room for the transposes or the chunks' sums, overwritten.
+        Room for the chunks' sums of a narrow layer, overwritten.
     parallel : bool
         Whether the tiles run over the threads (:func:`tiled`).
     """
     n, n_in = A_in.shape
     n_out = dW.shape[0]
-    narrow = _narrow(n, n_in, n_out)  # never together with dot (see NARROW_SIZE)
-    # below: sums too short for dot products, or layers too narrow to repay the transposes
-    dot = n >= GRAD_DOT_MIN and n_in * n_out >= GRAD_DOT_WIDTH * (n_in + n_out)
-    # dot products: a tile is TILE_UNITS columns × every neuron, and packs its
-    # own rows of (a^l)^T; (δ^{l+1})^T is shared, so it is packed first.
-    tc = TILE_UNITS if dot else _even(n_in, GRAD_TILE_COLS)
-    tj = n_out if dot else TILE_UNITS
-    if dot:
-        _transpose(D_next, _packed(T, n_in, n_out, n))  # DT of every tile
+    narrow = _narrow(n, n_in, n_out)
+    tc = _even(n_in, GRAD_TILE_COLS)
     n_ch = (n + NARROW_CHUNK - 1) // NARROW_CHUNK
     per = _chunk_length(n_in, n_out) if narrow else 0  # narrow: tile c sums chunk c at T[c · per:]
-    n_tiles = n_ch if narrow else _n_tiles(n_in, tc, n_out, tj)
-    _gradient_tiles(parallel, n_tiles, D_next, A_in, dW, db, T, dot, tc, tj, per)
+    n_tiles = n_ch if narrow else _n_tiles(n_in, tc, n_out, TILE_UNITS)
+    _gradient_tiles(parallel, n_tiles, D_next, A_in, dW, db, T, tc, TILE_UNITS, per)
     if narrow:  # the chunks' partial sums, in chunk order
         inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
         _sum_chunks(T, per, n_ch, dW.reshape(n_out * n_in), inv_n)
