@@ -66,10 +66,9 @@ class Workspace:
     scratch : ndarray of shape (capacity * max(sizes[1:]),)
         Room for f'(z) in the vectorised twin.
     T : ndarray, flat
-        Room for the transposes of the compiled kernels: one θ^T (δ
-        recursion, or the forward pass of a layer with few inputs) or one
-        pair (a^l)^T, (δ^{l+1})^T, or the partial sums of a narrow layer
-        (weight gradients).
+        Room for the compiled kernels' scratch: one θ^T (δ recursion, or
+        the forward pass of a layer with few inputs), or the partial sums of
+        a narrow layer's weight gradients.
     P : ndarray, flat, or None
         For a network whose every layer is narrow, with room for a chunk of
         samples (``core.network_scratch``): the partial gradients of every
@@ -95,7 +94,7 @@ class Workspace:
         theta_t = [delta_scratch(int(widths[l]), int(widths[l + 1])) for l in pairs if l > 0]  # θ^T of the δ recursion
         size = self.dtype.itemsize
         theta_t += [forward_scratch(int(widths[l]), int(widths[l + 1]), size) for l in pairs]  # ... of a few inputs
-        # (a^l)^T and (δ^{l+1})^T, or the chunks' partial sums of narrow layers
+        # the chunks' partial sums of the weight gradients of narrow layers
         acts_t = [gradient_scratch(capacity, int(widths[l]), int(widths[l + 1])) for l in pairs]
         self.T: NDArray = zeros(max(theta_t + acts_t), self.dtype)
         n_pipe = network_scratch(self.sizes, n_params, capacity, max_threads())

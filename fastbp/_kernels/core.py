@@ -365,7 +365,7 @@ TILE_UNITS = 32  # neurons per tile of the forward pass and the weight gradients
 # δ takes 256: its tiles split only the columns at these batches, and a 512-wide
 # layer should still make two.  The gradients sum rows this way at every batch size:
 # on rows that start on a cache line (workspace.zeros) it beat dot products over
-# packed transposes of δ and a in 38 of 40 cells from 128 to 1024 samples (1.03-1.7x,
+# packed transposes of δ and a in 38 of 40 cells from 128 to 1024 samples (1.02-1.8x,
 # 1024 -> 1024, 784 -> 1024, 512 -> 512, 784 -> 256 and 256 -> 256, both dtypes,
 # parallel; it lost float64 1024 -> 1024 and 784 -> 256 at 256 samples, 0.91x and
 # 0.97x.  In-process alternated timing, one-off, median of 20).
@@ -379,9 +379,9 @@ assert TILE_COLS % 16 == 0 and GRAD_TILE_COLS % 16 == 0  # _even rounds tiles up
 # with 784 inputs the forward 1.2-1.6x, δ and the gradients mixed (0.85-1.6x).
 K_CHUNK_BYTES = 4096
 # Rows of θ^T packed into T for the δ recursion's dot products are PAD numbers
-# longer than what they hold.  Rows 4 KiB apart (1,024
-# float32, 512 float64) all fall in the same set of the 12-way L1 cache, so a
-# transpose written down a column missed L1 at every write: packing θ^T of a 1024 ×
+# longer than what they hold.  Rows 4 KiB apart (1,024 float32, 512 float64) all
+# fall in the same set of the 12-way L1 cache, so a transpose written down a column
+# missed L1 at every write: packing θ^T of a 1024 ×
 # 1024 layer took 7.6 ms, into rows 16 numbers longer 1.0 ms (one-off timing, both dtypes).
 PAD = 16
 PAIR_MIN_LENGTH = 64  # dot products shorter than this use blocks of four rows × one
