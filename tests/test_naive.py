@@ -97,7 +97,7 @@ def test_shapes_spanning_several_tiles(dtype, big):
 
     # big: δ as dot products (past one chunk of their sums: tests/test_twin.py, too slow for
     # these scalar loops), the gradients' sums of rows over many samples; small: the δ
-    # recursion's sums of rows, used below DELTA_DOT_MIN
+    # recursion's sums of rows, used below DELTA_DOT_MIN (float64; float32's threshold is higher)
     n = 263 if big else core.DELTA_DOT_MIN - 3
     if big:
         sizes = [268, 261, 261, 3]

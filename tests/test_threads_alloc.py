@@ -172,9 +172,9 @@ def test_returned_arrays_are_owned(backend):
     np.testing.assert_array_equal(g.deltas[0], kept[1])
 
 
-# each side of DELTA_DOT_MIN (1100 inputs: forward sums past one chunk of K_CHUNK_BYTES in both
-# dtypes); 600 inputs at 45 samples: the sums-of-rows forms over several column tiles (TILE_COLS,
-# GRAD_TILE_COLS), the last partial;
+# each side of DELTA_DOT_MIN, and of DELTA_DOT_MIN_32 at 520 samples (1100 inputs: forward sums past
+# one chunk of K_CHUNK_BYTES in both dtypes); 600 inputs at 45 samples: the sums-of-rows forms over
+# several column tiles (TILE_COLS, GRAD_TILE_COLS), the last partial;
 # a narrow layer past NARROW_CHUNK, with a partial last chunk; few inputs (ROWS_MAX_IN), and
 # 13 inputs into many neurons (the wide rows form; its last pass has three zero rows of θ^T)
 SHAPES = [
@@ -183,6 +183,7 @@ SHAPES = [
     (45, 600, 40),
     (133, 300, 270),
     (133, 1100, 270),
+    (520, 300, 270),
     (600, 12, 20),
     (600, 5, 40),
     (600, 13, 37),

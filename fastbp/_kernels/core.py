@@ -20,7 +20,7 @@ Rules that keep the kernels fast and reproducible:
   contiguous rows in register blocks of four rows × two rows (``_dot_block``),
   summed in chunks of ``K_CHUNK_BYTES`` of each row (``_dot_chunks``);
   θ^T packed into the workspace where the δ recursion's dot products need it
-  and repay it (``DELTA_DOT_MIN``, ``DELTA_DOT_LENGTH``); otherwise sums of
+  and repay it (``DELTA_DOT_MIN``, ``DELTA_DOT_MIN_32``, ``DELTA_DOT_LENGTH``); otherwise sums of
   rows, four input rows into four output rows per pass (``_rows_block``),
   which is also how every weight gradient is summed.
 * a network of narrow layers runs its whole pass chunk by chunk of samples
@@ -390,8 +390,14 @@ PAIR_MIN_LENGTH = 64  # dot products shorter than this use blocks of four rows �
 # missing L1, see PAD.  At 64 samples the dot products then won 11 of 12 cells of
 # scripts/bench_layer_kernels.py, 1.29-1.82x by median of three runs: layers
 # 1024 -> 1024, 512 -> 512 and 128 -> 784, both dtypes, serial and parallel; they
-# lost float32 parallel 128 -> 784, 0.87x.)
-DELTA_DOT_MIN = 64
+# lost float32 parallel 128 -> 784, 0.87x.  Since the sums of rows take four rows per
+# pass, on buffers that start on cache lines, with the threads splitting the samples,
+# they beat the dot products in every cell at 64, 128 and 256 samples in float32
+# (1.03-2.3x) and at 64 in float64 (1.00-1.40x); float64 was mixed at 128 (0.82-1.27x).
+# Layers 1024 -> 1024, 784 -> 1024, 512 -> 512, 256 -> 256, 1024 -> 64 and 128 -> 128,
+# parallel, alternated in one process, median of 20, one-off.)
+DELTA_DOT_MIN = 128  # float64
+DELTA_DOT_MIN_32 = 512  # float32
 DELTA_DOT_LENGTH = 64  # ... and from which n_out: shorter dot products are mostly loop overhead
 # Layers with at most ROWS_MAX_IN inputs: dot products of 2-8 terms are mostly loop
 # overhead, so the forward pass sums rows of a packed θ^T instead, n_in rows per sample
@@ -728,7 +734,7 @@ _backward_tiles = tiled(_backward_tile)
 def layer_backward(W, D_next, Z, A, D, code, T, parallel):
     """δ^l = ((θ^l)^T δ^{l+1}) ⊙ f'(z^l) for every sample.
 
-    From ``DELTA_DOT_MIN`` samples on, when δ^{l+1} has at least
+    From ``DELTA_DOT_MIN`` samples on (``DELTA_DOT_MIN_32`` in float32), when δ^{l+1} has at least
     ``DELTA_DOT_LENGTH`` columns, each δ is a dot product of a row of
     δ^{l+1} with a column of θ^l: the columns are first packed as rows of
     ``T`` (θ^T, one block of ``TILE_UNITS`` columns per tile, which owns
@@ -758,7 +764,7 @@ def layer_backward(W, D_next, Z, A, D, code, T, parallel):
     """
     n, n_in = D.shape
     n_out = W.shape[0]
-    dot = n >= DELTA_DOT_MIN and n_out >= DELTA_DOT_LENGTH
+    dot = n >= (DELTA_DOT_MIN if D.itemsize == 8 else DELTA_DOT_MIN_32) and n_out >= DELTA_DOT_LENGTH
     # dot products: a tile is TILE_UNITS columns × every sample (it packs its
     # θ^T block once); sums of rows of θ: up to TILE_COLS columns (_even) × TILE_SAMPLES.
     tc = TILE_UNITS if dot else _even(n_in, TILE_COLS)
