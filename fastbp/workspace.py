@@ -18,8 +18,8 @@ from ._threads import max_threads
 ALIGN = 64  # bytes: one cache line, and one AVX-512 vector
 
 
-def zeros(n: int, dtype: np.dtype) -> NDArray:
-    """``np.zeros(n, dtype)`` whose first element starts a cache line (``ALIGN`` bytes).
+def zeros(shape: int | tuple[int, ...], dtype: np.dtype) -> NDArray:
+    """``np.zeros(shape, dtype)``, C order, whose first element starts a cache line (``ALIGN`` bytes).
 
     The kernels' inner loops run along contiguous rows of these buffers, one
     vector at a time.  NumPy's allocator promises 16 bytes, and a row that
@@ -29,9 +29,10 @@ def zeros(n: int, dtype: np.dtype) -> NDArray:
     (float32) or 8 (float64) numbers then all start on a line.
     """
     dtype = np.dtype(dtype)
-    raw = np.zeros(n * dtype.itemsize + ALIGN, dtype=np.uint8)
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = np.zeros(size + ALIGN, dtype=np.uint8)
     start = -raw.ctypes.data % ALIGN
-    return raw[start : start + n * dtype.itemsize].view(dtype)
+    return raw[start : start + size].view(dtype).reshape(shape)
 
 
 class Workspace:
@@ -87,7 +88,7 @@ class Workspace:
         self.Z: NDArray = zeros(capacity * int(widths[1:].sum()), self.dtype)
         self.D: NDArray = zeros(self.Z.size, self.dtype)
         self.grad: NDArray = zeros(n_params, self.dtype)
-        self.Y: NDArray = zeros(capacity * self.sizes[-1], self.dtype).reshape(capacity, self.sizes[-1])
+        self.Y: NDArray = zeros((capacity, self.sizes[-1]), self.dtype)
         self.costs: NDArray = zeros(capacity, self.dtype)
         self.scratch: NDArray = zeros(capacity * int(widths[1:].max()), self.dtype)
         pairs = range(len(widths) - 1)

@@ -30,20 +30,17 @@ MIN_TIME = 0.05  # seconds per timing repeat
 def kernels(dt: type, n: int, ni: int, no: int) -> dict:
     """The three kernels on one random layer: name -> call(variant)."""
     rng = np.random.default_rng(0)
-
-    def buffer(*shape: int) -> np.ndarray:  # on a cache line, as fastbp's own buffers (workspace.zeros)
-        return zeros(int(np.prod(shape)), np.dtype(dt)).reshape(shape)
-
-    W, b = buffer(no, ni), buffer(no)
+    dtype = np.dtype(dt)  # buffers on a cache line, as fastbp's own (workspace.zeros)
+    W, b = zeros((no, ni), dtype), zeros(no, dtype)
     W[...] = rng.standard_normal((no, ni)) * 0.03
-    A = buffer(n, ni)
+    A = zeros((n, ni), dtype)
     A[...] = rng.random((n, ni))
-    Z, A_out = buffer(n, no), buffer(n, no)
-    D_next = buffer(n, no)
+    Z, A_out = zeros((n, no), dtype), zeros((n, no), dtype)
+    D_next = zeros((n, no), dtype)
     D_next[...] = rng.standard_normal((n, no))
-    D = buffer(n, ni)
-    dW, db = buffer(no, ni), buffer(no)
-    T = buffer(max(core.delta_scratch(ni, no), core.gradient_scratch(n, ni, no)))
+    D = zeros((n, ni), dtype)
+    dW, db = zeros((no, ni), dtype), zeros(no, dtype)
+    T = zeros(max(core.delta_scratch(ni, no), core.gradient_scratch(n, ni, no)), dtype)
     WT = core._packed.py_func(T, 0, ni, no)  # θ^T as backprop passes it
     relu = 3
 

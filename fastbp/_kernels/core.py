@@ -847,7 +847,7 @@ def _sum_chunks(src, stride, n_ch, dst, scale):
 
 
 @njit(fastmath=FASTMATH, error_model="numpy")
-def _gradient_tile(t, D_next, A_in, dW, db, T, tc, tj, per):
+def _gradient_tile(t, D_next, A_in, dW, db, T, tc, per):
     """Tile ``t`` of :func:`layer_gradients`: the block of ∂C/∂θ (and of ∂C/∂b) it owns.
 
     ``per`` > 0 (narrow layers): tile t is chunk t of the samples instead
@@ -863,7 +863,7 @@ def _gradient_tile(t, D_next, A_in, dW, db, T, tc, tj, per):
     n4 = n - n % BLOCK
     # the threads split the neurons, so each owns whole rows of dW (split by columns, two
     # threads wrote into every row: 784 -> 1024 at 128 samples ran 1.85x slower in float32)
-    j0, j1, k0, k1 = _tile_ranges(t, n_out, tj, n_in, tc)
+    j0, j1, k0, k1 = _tile_ranges(t, n_out, TILE_UNITS, n_in, tc)
     m = k1 - k0
     if n4 == 0:  # otherwise the first four samples store: 1/n rides on δ, no pass over dW to zero or scale it
         for j in range(j0, j1):
@@ -931,7 +931,7 @@ def layer_gradients(D_next, A_in, dW, db, T, parallel):
     n_ch = (n + NARROW_CHUNK - 1) // NARROW_CHUNK
     per = _chunk_length(n_in, n_out) if narrow else 0  # narrow: tile c sums chunk c at T[c · per:]
     n_tiles = n_ch if narrow else _n_tiles(n_in, tc, n_out, TILE_UNITS)
-    _gradient_tiles(parallel, n_tiles, D_next, A_in, dW, db, T, tc, TILE_UNITS, per)
+    _gradient_tiles(parallel, n_tiles, D_next, A_in, dW, db, T, tc, per)
     if narrow:  # the chunks' partial sums, in chunk order
         inv_n = dW.dtype.type(1.0) / dW.dtype.type(n)
         _sum_chunks(T, per, n_ch, dW.reshape(n_out * n_in), inv_n)
