@@ -33,3 +33,32 @@ def test_entry_points_cached_by_different_processes_load_cleanly(tmp_path):
         outputs.append(out.stdout)
     assert outputs[1] == outputs[2]  # the same numbers from compiled and from cached code
     assert any(tmp_path.rglob("*cost*.nbi")) and any(tmp_path.rglob("*train_epoch*.nbi"))
+
+
+LINKED = textwrap.dedent(
+    r"""
+    import re, numpy as np, fastbp
+    from fastbp._kernels import core
+    net = fastbp.Network([20, 16, 4], activation="tanh", output="softmax", seed=0)
+    X = np.random.default_rng(0).random((64, 20)); y = np.arange(64) % 4
+    fastbp.backprop(net, X, y, loss="cross_entropy")
+    (cres,) = core.backprop.overloads.values()
+    ir = cres.library.get_llvm_str()  # backprop's module, with everything Numba linked into it
+    print(sorted(set(re.findall(r'^define .*?@"?_ZN6fastbp8_kernels\d+\w+?\d+(\w+?)B\d', ir, re.M))))
+    print(sorted(set(re.findall(r'^declare .*?@"?fastbp_(\w+?)_[0-9a-f]{24}', ir, re.M))))
+    print(sorted(key.rpartition(".")[2] for key in core._BY_SYMBOL))
+    """
+)
+
+
+def test_kernels_are_called_by_symbol_not_linked_in(tmp_path):
+    # Numba links a copy of every compiled function a library calls into it and compiles
+    # the copy again: with the tiles linked, two thirds of an empty-cache start.
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}  # compiled here, so its IR is at hand
+    out = subprocess.run([sys.executable, "-c", LINKED], env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    defined, declared, by_symbol = (set(eval(line)) for line in out.stdout.splitlines())
+    assert {"_forward_tile", "_backward_tile", "_gradient_tile", "_output_tile", "_activate", "cost"} <= by_symbol
+    assert "backprop" in defined and "_backward_tiles" in defined  # its own code and the launchers
+    assert not (defined - {"backprop"}) & by_symbol, defined  # (train_epoch calls backprop by symbol)
+    assert {"_backward_tile", "_gradient_tile", "cost"} <= declared

@@ -33,26 +33,33 @@ Rules that keep the kernels fast and reproducible:
 * ``error_model="numpy"``: a division by zero gives inf or NaN as in NumPy;
   Python's model raises ZeroDivisionError, and the check it adds before every
   division stops LLVM from vectorising the loop.
-* few levels of compiled calls: Numba optimises each compiled function's
-  module again with all the code it calls linked in, so every level costs
-  another LLVM pass over the kernels below it.  The drivers of the tiles
-  (``layer_forward``, ...) are inlined into the entry points
-  (``inline="always"``, taking the caller's flags); the chain is helper
-  (``_dot_block``, ``_activate``), tile, launcher, entry point.
-* only the entry points Python calls (``forward``, ``cost``, ``backprop``,
-  ``train.train_epoch``) are cached on disk; each holds a copy of every
-  kernel it calls.  With the kernels cached too, an entry point compiled in a
-  process that had loaded its parallel kernels from the cache was saved in a
-  form that crashed the next process loading it (Numba issue #8578: e.g.
-  ``fit`` in one process, ``evaluate`` in a second and in a third: the third
-  segfaulted).  ``tests/test_cache.py`` runs that sequence.
+* every compiled function too big to inline (tiles, block helpers such as
+  ``_dot_block`` and ``_activate``, and ``cost`` and ``backprop`` inside the
+  bigger entry points) is called by symbol (:func:`by_symbol`): compiled
+  once, in its own library, and cached on its own.  Numba would otherwise
+  link a copy into every library above it and optimise and emit it again
+  there.  The drivers of the tiles (``layer_forward``, ...) are inlined into
+  the entry points (``inline="always"``, taking the caller's flags).
+* parallel code (the launchers of :func:`tiled`) is never cached on its own,
+  only inside the entry points Python calls (``forward``, ``cost``,
+  ``backprop``, ``train.train_epoch``), and no cached library is linked into
+  another: an entry point compiled in a process that had loaded its parallel
+  kernels from the cache was saved in a form that crashed the next process
+  loading it (Numba issue #8578: e.g. ``fit`` in one process, ``evaluate`` in
+  a second and in a third: the third segfaulted).  ``tests/test_cache.py``
+  runs that sequence.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+
 import numpy as np
+from llvmlite import binding as llvm
 from numba import get_thread_id, njit, prange, types
 from numba.core import cgutils
+from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic
 
 from .._config import NARROW_PARALLEL_MIN_CHUNKS, PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK
@@ -113,6 +120,87 @@ def _borrowed(typingctx, args):
     return args(args), codegen
 
 
+class _Resolve:
+    """Compile (or load from the cache) a :func:`by_symbol` function for ``argtys``; give the JIT linker its address.
+
+    Picklable, as Numba's ``reload_init`` needs: a caller loaded from the cache
+    runs it again before its object code is linked, so the symbol resolves.
+    """
+
+    def __init__(self, key: str, argtys: tuple) -> None:
+        self.key, self.argtys = key, argtys
+        digest = hashlib.sha256(repr((key, argtys)).encode()).hexdigest()[:24]
+        self.symbol = f"fastbp_{key.rpartition('.')[2]}_{digest}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Resolve) and self.symbol == other.symbol
+
+    def __hash__(self) -> int:
+        return hash(self.symbol)
+
+    def __call__(self) -> str:
+        if self.symbol not in _RESOLVED:
+            with global_compiler_lock:
+                importlib.import_module(self.key.rpartition(".")[0])  # defines the function, in a fresh process
+                function = _BY_SYMBOL[self.key]
+                function.compile(self.argtys)
+                cres = function.overloads[self.argtys]
+                address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+                llvm.add_symbol(self.symbol, address)
+                _RESOLVED[self.symbol] = address
+        return self.symbol
+
+
+_BY_SYMBOL: dict = {}  # "module.name" -> its compiled function
+_RESOLVED: dict[str, int] = {}  # symbol -> address, in this process
+
+
+def by_symbol(function, python=False):
+    """Let compiled code call ``function`` (compiled) by a symbol, without linking its code in.
+
+    Numba links a copy of every compiled function a library calls into that
+    library, optimises the copy again with it and emits it again: a tile's
+    loops were compiled in its own library, the parfor's gufunc and its two
+    wrappers, the launcher and each entry point, and that took two thirds of
+    an empty-cache start.  Called by symbol, ``function`` is compiled once, in
+    its own library, cached on its own (``cache=True``), and the callers'
+    libraries hold a call to an address that :class:`_Resolve` hands to the
+    linker.  The call costs what a call to a linked function that is not
+    inlined costs, so only functions too big to inline are called this way.
+
+    Unless ``python`` (the function is also called from Python), it is
+    compiled without the wrappers that let Python call it, a sixth of its code.
+    """
+    key = f"{function.py_func.__module__}.{function.py_func.__name__}"
+    _BY_SYMBOL[key] = function
+    if not python:
+        assert not function.overloads, "options must be set before the first compilation"
+        function.targetoptions.update(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+    def call(typingctx, *args):
+        argtys = tuple(types.unliteral(a) for a in args)
+        resolve = _Resolve(key, argtys)
+        resolve()  # compile it now, so its errors show while the caller is typed
+        restype = function.overloads[argtys].signature.return_type
+
+        def codegen(context, builder, signature, llargs):
+            context.active_code_library._reload_init.add(resolve)
+            fnty = context.call_conv.get_function_type(restype, argtys)
+            callee = cgutils.get_or_insert_function(builder.module, fnty, resolve())
+            values = cgutils.unpack_tuple(builder, llargs[0])
+            status, out = context.call_conv.call_function(builder, callee, restype, argtys, values)
+            with cgutils.if_unlikely(builder, status.is_error):
+                context.call_conv.return_status_propagate(builder, status)
+            return out
+
+        return restype(types.StarArgTuple.from_types(argtys)), codegen
+
+    call.__name__ = call.__qualname__ = function.__name__  # for Numba's messages
+    call = intrinsic(call)
+    call.compiled = function  # for tests and scripts that time it alone
+    return call
+
+
 def tiled(tile):
     """Compile a launcher ``(parallel, n_tiles, *args)`` that calls ``tile(t, *args)`` for every tile t.
 
@@ -123,8 +211,9 @@ def tiled(tile):
     kernel's whole body compiled twice, parallel and serial, the parallel
     copies' parfor passes cost 3.4x the serial ones' compile time.)  The tile
     is a global of the launcher, not an argument: a function passed as a
-    value makes Numba refuse to cache every caller.  Both ways the tiles get
-    arrays outside reference counting (:func:`_borrowed`).
+    value makes Numba refuse to cache every caller; and it is called by
+    symbol (:func:`by_symbol`).  Both ways the tiles get arrays outside
+    reference counting (:func:`_borrowed`).
     """
 
     def launch(parallel, n_tiles, *args):
@@ -136,7 +225,7 @@ def tiled(tile):
             for t in range(n_tiles):
                 tile(t, *views)
 
-    launch.__name__ = launch.__qualname__ = tile.__name__ + "s"
+    launch.__name__ = launch.__qualname__ = tile.compiled.__name__ + "s"
     return njit(parallel=True, error_model="numpy")(launch)
 
 
@@ -194,7 +283,8 @@ def _flat_rows(X, i0, i1):
     return X[i0:i1].reshape((1, (i1 - i0) * X.shape[1]))
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@by_symbol
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _activate(code, Z, A, i0, i1, j0, j1):
     """Write A = f(Z) on rows i0..i1, columns j0..j1 (softmax normalises each whole row)."""
     zero = Z.dtype.type(0.0)
@@ -242,7 +332,8 @@ def _activate(code, Z, A, i0, i1, j0, j1):
                 a[k] = a[k] / s
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@by_symbol
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _times_derivative(code, Z, A, D, i0, i1, j0, j1):
     """Multiply D by f'(Z) on rows i0..i1, columns j0..j1, using A = f(Z) where cheaper."""
     one = Z.dtype.type(1.0)
@@ -277,7 +368,8 @@ def _times_derivative(code, Z, A, D, i0, i1, j0, j1):
     # identity: f' = 1; softmax never reaches here (output layer only)
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@by_symbol
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _output_tile(t, loss, code, Z, A, Y, D, costs):
     """Write δ^L = ∂C_n/∂z^L into D and C_n into costs for tile ``t`` of ``TILE_SAMPLES`` samples (rows).
 
@@ -489,7 +581,8 @@ def _dot4(v, u0, u1, u2, u3):
     return s0, s1, s2, s3
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@by_symbol
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _dot_block(L, R, out, i_beg, i_end, j0, j1, c0, c1, add):
     """out[i, j] (+)= Σ_{c0 ≤ k < c1} L[i, k] R[j, k] for i in [i_beg, i_end), j in [j0, j1).
 
@@ -617,7 +710,8 @@ def _input(a, k):
     return a[k] if k < a.shape[0] else a.dtype.type(0.0)
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@by_symbol
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _forward_tile(t, W, b, A_in, Z, A_out, code, WT, tile_n, tile_j):
     """Tile ``t`` of :func:`layer_forward`: z (and a = f(z) unless softmax) of the samples × neurons it owns."""
     n, n_in = A_in.shape
@@ -682,7 +776,8 @@ def layer_forward(W, b, A_in, Z, A_out, code, T, parallel):
         _activate(code, Z, A_out, _ZERO, n, _ZERO, n_out)
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@by_symbol
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _backward_tile(t, W, D_next, Z, A, D, code, T, dot, tc, ts):
     """Tile ``t`` of :func:`layer_backward`: δ of the columns × samples it owns (and, for dot products, T's rows)."""
     n, n_in = D.shape
@@ -772,7 +867,8 @@ def layer_backward(W, D_next, Z, A, D, code, T, parallel):
     _backward_tiles(parallel, _n_tiles(n_in, tc, n, ts), W, D_next, Z, A, D, code, T, dot, tc, ts)
 
 
-@njit(error_model="numpy")
+@by_symbol
+@njit(error_model="numpy", cache=True)
 def _transpose(src, dst):
     """dst = src.T, in blocks of 16 × 16 so both sides stay in cache."""
     n, m = src.shape
@@ -783,7 +879,8 @@ def _transpose(src, dst):
                     dst[k, i] = src[i, k]
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@by_symbol
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _gradient_chunk(c, D_next, A_in, T, per):
     """Chunk ``c``'s partial sums Σ δ^{l+1} (a^l)^T and Σ δ^{l+1}, at ``T[c · per:]`` (narrow layers)."""
     n, n_in = A_in.shape
@@ -846,7 +943,8 @@ def _sum_chunks(src, stride, n_ch, dst, scale):
         dst[p] *= scale
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@by_symbol
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _gradient_tile(t, D_next, A_in, dW, db, T, tc, per):
     """Tile ``t`` of :func:`layer_gradients`: the block of ∂C/∂θ (and of ∂C/∂b) it owns.
 
@@ -1112,7 +1210,8 @@ def _output_columns(loss, code, ZT, AT, YT, DT, costs):
         _times_derivative(code, ZT, AT, DT, _ZERO, n_out, _ZERO, m)
 
 
-@njit(fastmath=FASTMATH, error_model="numpy")
+@by_symbol
+@njit(fastmath=FASTMATH, error_model="numpy", cache=True)
 def _narrow_chunk(c, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs, P, keep):
     """Chunk ``c`` of :func:`backprop` for a narrow network: forward, δ^L, the δ recursion, partial gradients.
 
@@ -1275,7 +1374,7 @@ def forward(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, T):
         layer_forward(W, b, A_in, Zl, A_out, acts[l], T, _layer_parallel(n, sizes[l], sizes[l + 1]))
 
 
-@njit(error_model="numpy", cache=True, inline="always")
+@njit(error_model="numpy", cache=True)
 def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs, T):
     """Mean cost after a forward pass (δ^L is written to ``D`` on the way).
 
@@ -1292,6 +1391,9 @@ def cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, c
     Zl, Al, Dl = _rows(Z, z_off, top, n, width), _rows(A, a_off, top + 1, n, width), _rows(D, z_off, top, n, width)
     output_delta(loss, acts[top], Zl, Al, Y, Dl, costs, output_parallel(n, width))
     return _mean(costs, n)
+
+
+_cost_by_symbol = by_symbol(cost, python=True)  # evaluation and training share one compiled copy
 
 
 @njit(error_model="numpy", inline="always")
@@ -1313,7 +1415,7 @@ def _narrow_backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, l
     return _mean(costs, n)
 
 
-@njit(error_model="numpy", cache=True, inline="always")
+@njit(error_model="numpy", cache=True)
 def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, T, P, keep):
     """Forward pass, δ^L, the δ recursion and every gradient.
 
@@ -1352,7 +1454,8 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
     if P is not None and _narrow_net(sizes, n):
         return _narrow_backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, grad, costs, P,
                                 keep)  # fmt: skip
-    mean = cost(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs, T)  # forward, δ^L
+    # forward, δ^L
+    mean = _cost_by_symbol(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, D, costs, T)
     for l in range(sizes.shape[0] - 2, -1, -1):
         n_in, n_out = sizes[l], sizes[l + 1]
         D_next = _rows(D, z_off, l, n, n_out)
@@ -1365,3 +1468,6 @@ def backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, loss, Y, 
             Z_in, D_in = _rows(Z, z_off, l - 1, n, n_in), _rows(D, z_off, l - 1, n, n_in)
             layer_backward(W, D_next, Z_in, A_in, D_in, acts[l - 1], _packed(T, 0, n_in, n_out), parallel)
     return mean
+
+
+_backprop_by_symbol = by_symbol(backprop, python=True)

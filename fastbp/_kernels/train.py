@@ -14,13 +14,14 @@ from numba import njit
 
 from .._config import PARALLEL_MIN_PARAMS
 from ..optim import ADAM_CODE, SGD_CODE
-from .core import _copy, _rows, backprop, backprop_parallel, tiled
+from .core import _backprop_by_symbol, _copy, _rows, backprop_parallel, by_symbol, tiled
 
 _SGD, _ADAM = SGD_CODE, ADAM_CODE
 UPDATE_CHUNK = 4096  # parameters per tile of the update
 
 
-@njit(error_model="numpy")  # no fastmath: elementwise, exact IEEE arithmetic
+@by_symbol
+@njit(error_model="numpy", cache=True)  # no fastmath: elementwise, exact IEEE arithmetic
 def _update_chunk(c, code, hyper, params, grad, decay, wd, s1, s2, step):
     """:func:`update` of parameters ``c · UPDATE_CHUNK`` up to the next chunk's (arguments as there)."""
     t = params.dtype.type
@@ -188,8 +189,8 @@ def train_epoch(
     for start in range(0, n, batch):
         m = min(batch, n - start)
         _gather(X, Y, perm[start : start + m], _rows(A, a_off, 0, m, n_in), Yb[:m])
-        mean = backprop(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, m, loss, Yb[:m], D, grad, costs, T, P,
-                        track)  # fmt: skip
+        mean = _backprop_by_symbol(params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, m, loss, Yb[:m], D, grad,
+                                   costs, T, P, track)  # fmt: skip
         if not np.isfinite(mean):
             return total, seen
         total += mean * m
