@@ -161,12 +161,13 @@ def by_symbol(function, python=False):
     Numba links a copy of every compiled function a library calls into that
     library, optimises the copy again with it and emits it again: a tile's
     loops were compiled in its own library, the parfor's gufunc and its two
-    wrappers, the launcher and each entry point, and that took two thirds of
-    an empty-cache start.  Called by symbol, ``function`` is compiled once, in
-    its own library, cached on its own (``cache=True``), and the callers'
-    libraries hold a call to an address that :class:`_Resolve` hands to the
-    linker.  The call costs what a call to a linked function that is not
-    inlined costs, so only functions too big to inline are called this way.
+    wrappers, the launcher and each entry point: half of an empty-cache start
+    (29.3 s, 14.7 s after; ``scripts/startup_time.py``).  Called by symbol,
+    ``function`` is compiled once, in its own library, cached on its own
+    (``cache=True``), and the callers' libraries hold a call to an address
+    that :class:`_Resolve` hands to the linker.  The call costs what a call to
+    a linked function that is not inlined costs, so only functions too big to
+    inline are called this way.
 
     Unless ``python`` (the function is also called from Python), it is
     compiled without the wrappers that let Python call it, a sixth of its code.
