@@ -169,14 +169,14 @@ def by_symbol(function, python=False):
     a linked function that is not inlined costs, so only functions too big to
     inline are called this way.
 
-    Unless ``python`` (the function is also called from Python), it is
-    compiled without the wrappers that let Python call it, a sixth of its code.
+    It is compiled without the wrapper that lets C call it, and unless
+    ``python`` (it is also called from Python) without the one for Python: a
+    sixth of its code.
     """
     key = f"{function.py_func.__module__}.{function.py_func.__name__}"
     _BY_SYMBOL[key] = function
-    if not python:
-        assert not function.overloads, "options must be set before the first compilation"
-        function.targetoptions.update(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+    assert not function.overloads, "options must be set before the first compilation"
+    function.targetoptions.update(no_cfunc_wrapper=True, no_cpython_wrapper=not python)
 
     def call(typingctx, *args):
         argtys = tuple(types.unliteral(a) for a in args)
@@ -227,7 +227,10 @@ def tiled(tile):
                 tile(t, *views)
 
     launch.__name__ = launch.__qualname__ = tile.compiled.__name__ + "s"
-    return njit(parallel=True, error_model="numpy")(launch)
+    launcher = njit(parallel=True, error_model="numpy")(launch)
+    # called from compiled code only: no wrappers for Python (0.5-1 s of an empty-cache start)
+    launcher.targetoptions.update(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+    return launcher
 
 
 @njit(error_model="numpy", inline="always")
