@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -53,11 +54,11 @@ LINKED = textwrap.dedent(
 
 def test_kernels_are_called_by_symbol_not_linked_in(tmp_path):
     # Numba links a copy of every compiled function a library calls into it and compiles
-    # the copy again: with the tiles linked, two thirds of an empty-cache start.
+    # the copy again: with the tiles linked, half of an empty-cache start.
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}  # compiled here, so its IR is at hand
     out = subprocess.run([sys.executable, "-c", LINKED], env=env, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
-    defined, declared, by_symbol = (set(eval(line)) for line in out.stdout.splitlines())
+    defined, declared, by_symbol = (set(ast.literal_eval(line)) for line in out.stdout.splitlines())
     assert {"_forward_tile", "_backward_tile", "_gradient_tile", "_output_tile", "_activate", "cost"} <= by_symbol
     assert "backprop" in defined and "_backward_tiles" in defined  # its own code and the launchers
     assert not (defined - {"backprop"}) & by_symbol, defined  # (train_epoch calls backprop by symbol)
