@@ -110,12 +110,6 @@ def step_rows(widths, batches, min_time):
     return rows
 
 
-@numba.njit
-def _narrow_chunks(parallel, n_ch, *args):
-    """``core._narrow_chunks``, which has no wrapper for Python: launchers are called from compiled code only."""
-    core._narrow_chunks(parallel, n_ch, *args)
-
-
 def narrow_rows(chunks, min_time):
     """(narrow pipeline, chunks, serial s, parallel s): the chunk launcher of whole narrow networks."""
     rows = []
@@ -129,8 +123,8 @@ def narrow_rows(chunks, min_time):
                                 "loops")  # fmt: skip
             args = (net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A, ws.a_off, ws.Z, ws.z_off, m, 0,
                     ws.Y[:m], ws.D, ws.costs, ws.P, False)  # fmt: skip
-            ser = median_time(lambda a=args, k=n_ch: _narrow_chunks(False, k, *a), min_time)
-            par = median_time(lambda a=args, k=n_ch: _narrow_chunks(True, k, *a), min_time)
+            ser = median_time(lambda a=args, k=n_ch: core.run_narrow_chunks(False, k, *a), min_time)
+            par = median_time(lambda a=args, k=n_ch: core.run_narrow_chunks(True, k, *a), min_time)
             rows.append((f"narrow pipeline {'-'.join(map(str, sizes))}, {n} samples, chunks", n_ch, ser, par))
     return rows
 

@@ -47,7 +47,7 @@ LINKED = textwrap.dedent(
     ir = cres.library.get_llvm_str()  # backprop's module, with everything Numba linked into it
     print(sorted(set(re.findall(r'^define .*?@"?_ZN6fastbp8_kernels\d+\w+?\d+(\w+?)B\d', ir, re.M))))
     print(sorted(set(re.findall(r'^declare .*?@"?fastbp_(\w+?)_[0-9a-f]{24}', ir, re.M))))
-    print(sorted(key.rpartition(".")[2] for key in core._BY_SYMBOL))
+    print(sorted(name for _, name in core._BY_SYMBOL))
     """
 )
 

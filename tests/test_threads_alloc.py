@@ -7,12 +7,10 @@ import subprocess
 import sys
 import textwrap
 
-import numba
 import numpy as np
 import pytest
 
 import fastbp
-from fastbp._kernels import core as _core
 
 HASH_SCRIPT = textwrap.dedent(
     """
@@ -39,12 +37,6 @@ HASH_SCRIPT = textwrap.dedent(
     print(numba.get_num_threads(), numba.threading_layer(), h.hexdigest())
     """
 )
-
-
-@numba.njit
-def _narrow_chunks(parallel, n_ch, *args):
-    """``core._narrow_chunks``, which has no wrapper for Python: launchers are called from compiled code only."""
-    _core._narrow_chunks(parallel, n_ch, *args)
 
 
 def _run(script, **env):
@@ -331,8 +323,8 @@ def test_narrow_pipeline_serial_and_parallel_give_the_same_bits(dtype, n, output
         ws.P[:] = np.nan  # scratch read before it is written would show
         ws.A[ws.a_off[1] :] = np.nan  # everything but the inputs
         ws.Z[:], ws.D[:], ws.costs[:] = np.nan, np.nan, np.nan
-        _narrow_chunks(parallel, n_ch, net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A,
-                            ws.a_off, ws.Z, ws.z_off, n, 1, ws.Y[:n], ws.D, ws.costs, ws.P, True)  # fmt: skip
+        core.run_narrow_chunks(parallel, n_ch, net.params, net._w_off, net._b_off, net._sizes, net._acts, ws.A,
+                               ws.a_off, ws.Z, ws.z_off, n, 1, ws.Y[:n], ws.D, ws.costs, ws.P, True)  # fmt: skip
         parts = ws.P[: n_ch * net.params.size]
         used = [ws.a(l + 1, n) for l in range(3)] + [f(l, n) for l in range(3) for f in (ws.z, ws.d)]
         assert np.isfinite(parts).all() and all(np.isfinite(u).all() for u in used)

@@ -127,10 +127,10 @@ class _Resolve:
     runs it again before its object code is linked, so the symbol resolves.
     """
 
-    def __init__(self, key: str, argtys: tuple) -> None:
-        self.key, self.argtys = key, argtys
-        digest = hashlib.sha256(repr((key, argtys)).encode()).hexdigest()[:24]
-        self.symbol = f"fastbp_{key.rpartition('.')[2]}_{digest}"
+    def __init__(self, module: str, name: str, argtys: tuple) -> None:
+        self.module, self.name, self.argtys = module, name, argtys
+        digest = hashlib.sha256(repr((module, name, argtys)).encode()).hexdigest()[:24]
+        self.symbol = f"fastbp_{name}_{digest}"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Resolve) and self.symbol == other.symbol
@@ -138,21 +138,19 @@ class _Resolve:
     def __hash__(self) -> int:
         return hash(self.symbol)
 
-    def __call__(self) -> str:
+    def __call__(self) -> None:
         if self.symbol not in _RESOLVED:
             with global_compiler_lock:
-                importlib.import_module(self.key.rpartition(".")[0])  # defines the function, in a fresh process
-                function = _BY_SYMBOL[self.key]
+                importlib.import_module(self.module)  # defines the function, in a fresh process
+                function = _BY_SYMBOL[self.module, self.name]
                 function.compile(self.argtys)
                 cres = function.overloads[self.argtys]
-                address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
-                llvm.add_symbol(self.symbol, address)
-                _RESOLVED[self.symbol] = address
-        return self.symbol
+                llvm.add_symbol(self.symbol, cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
+                _RESOLVED.add(self.symbol)
 
 
-_BY_SYMBOL: dict = {}  # "module.name" -> its compiled function
-_RESOLVED: dict[str, int] = {}  # symbol -> address, in this process
+_BY_SYMBOL: dict = {}  # (module, name) -> its compiled function
+_RESOLVED: set[str] = set()  # symbols handed to the linker in this process
 
 
 def by_symbol(function, python=False):
@@ -173,21 +171,21 @@ def by_symbol(function, python=False):
     ``python`` (it is also called from Python) without the one for Python: a
     sixth of its code.
     """
-    key = f"{function.py_func.__module__}.{function.py_func.__name__}"
-    _BY_SYMBOL[key] = function
+    module, name = function.py_func.__module__, function.py_func.__name__
+    _BY_SYMBOL[module, name] = function
     assert not function.overloads, "options must be set before the first compilation"
     function.targetoptions.update(no_cfunc_wrapper=True, no_cpython_wrapper=not python)
 
     def call(typingctx, *args):
         argtys = tuple(types.unliteral(a) for a in args)
-        resolve = _Resolve(key, argtys)
+        resolve = _Resolve(module, name, argtys)
         resolve()  # compile it now, so its errors show while the caller is typed
         restype = function.overloads[argtys].signature.return_type
 
         def codegen(context, builder, signature, llargs):
             context.active_code_library._reload_init.add(resolve)
             fnty = context.call_conv.get_function_type(restype, argtys)
-            callee = cgutils.get_or_insert_function(builder.module, fnty, resolve())
+            callee = cgutils.get_or_insert_function(builder.module, fnty, resolve.symbol)
             values = cgutils.unpack_tuple(builder, llargs[0])
             status, out = context.call_conv.call_function(builder, callee, restype, argtys, values)
             with cgutils.if_unlikely(builder, status.is_error):
@@ -196,10 +194,8 @@ def by_symbol(function, python=False):
 
         return restype(types.StarArgTuple.from_types(argtys)), codegen
 
-    call.__name__ = call.__qualname__ = function.__name__  # for Numba's messages
-    call = intrinsic(call)
-    call.compiled = function  # for tests and scripts that time it alone
-    return call
+    call.__name__ = call.__qualname__ = name  # for Numba's messages, and tiled's launcher names
+    return intrinsic(call)
 
 
 def tiled(tile):
@@ -226,9 +222,9 @@ def tiled(tile):
             for t in range(n_tiles):
                 tile(t, *views)
 
-    launch.__name__ = launch.__qualname__ = tile.compiled.__name__ + "s"
+    launch.__name__ = launch.__qualname__ = tile.__name__ + "s"
     launcher = njit(parallel=True, error_model="numpy")(launch)
-    # called from compiled code only: no wrappers for Python (0.5-1 s of an empty-cache start)
+    # called from compiled code only: no wrappers for Python or C (0.2-0.4 s of an empty-cache start)
     launcher.targetoptions.update(no_cpython_wrapper=True, no_cfunc_wrapper=True)
     return launcher
 
@@ -477,8 +473,8 @@ K_CHUNK_BYTES = 4096
 # Rows of θ^T packed into T for the δ recursion's dot products are PAD numbers
 # longer than what they hold.  Rows 4 KiB apart (1,024 float32, 512 float64) all
 # fall in the same set of the 12-way L1 cache, so a transpose written down a column
-# missed L1 at every write: packing θ^T of a 1024 ×
-# 1024 layer took 7.6 ms, into rows 16 numbers longer 1.0 ms (one-off timing, both dtypes).
+# missed L1 at every write: packing θ^T of a 1024 × 1024 layer took 7.6 ms, into rows
+# 16 numbers longer 1.0 ms (one-off timing, both dtypes).
 PAD = 16
 PAIR_MIN_LENGTH = 64  # dot products shorter than this use blocks of four rows × one
 # Samples from which the δ recursion uses dot products over a packed θ^T,
@@ -1305,6 +1301,12 @@ def _narrow_chunk(c, params, w_off, b_off, sizes, acts, A, a_off, Z, z_off, n, l
 
 
 _narrow_chunks = tiled(_narrow_chunk)
+
+
+@njit(error_model="numpy")
+def run_narrow_chunks(parallel, n_ch, *args):
+    """:func:`_narrow_chunks` for Python callers (tests, calibration): launchers have no Python wrapper."""
+    _narrow_chunks(parallel, n_ch, *args)
 
 
 # --- network drivers ---------------------------------------------------------
