@@ -65,6 +65,7 @@ from numba.extending import intrinsic
 from .._config import NARROW_PARALLEL_MIN_CHUNKS, PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_WORK
 from ..activations import IDENTITY, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SOFTMAX, TANH
 from ..losses import CROSS_ENTROPY, QUADRATIC
+from . import build
 from .mathfn import exp, log1p, sigmoid, tanh
 
 FASTMATH = {"reassoc", "contract"}
@@ -125,6 +126,8 @@ class _Resolve:
 
     Picklable, as Numba's ``reload_init`` needs: a caller loaded from the cache
     runs it again before its object code is linked, so the symbol resolves.
+    On an empty cache, a helper process compiles some kernels meanwhile; a
+    lock per kernel lets one process at a time compile it (:mod:`.build`).
     """
 
     def __init__(self, module: str, name: str, argtys: tuple) -> None:
@@ -143,7 +146,9 @@ class _Resolve:
             with global_compiler_lock:
                 importlib.import_module(self.module)  # defines the function, in a fresh process
                 function = _BY_SYMBOL[self.module, self.name]
-                function.compile(self.argtys)
+                build.start_helper(self.argtys)  # on an empty cache, a second process compiles some kernels
+                with build.claim(build.lock_path(function)):  # not while another process compiles it
+                    function.compile(self.argtys)
                 cres = function.overloads[self.argtys]
                 llvm.add_symbol(self.symbol, cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
                 _RESOLVED.add(self.symbol)

@@ -1,0 +1,198 @@
+"""A second process compiles some kernels while the first compiles the rest: an empty-cache start on two cores.
+
+With an empty Numba cache the first ``fit`` compiles for about 15 s, one
+function after another on one core (Numba compiles under one lock).  Every
+kernel called by symbol (:func:`core.by_symbol`) is compiled and cached on its
+own, so a helper process can compile some of them into the same cache
+meanwhile: the kernels of :data:`AHEAD`, which the first process reaches
+last.  When it gets there, it loads them from the cache.
+
+A lock file per kernel, beside Numba's cache files, lets one process at a time
+compile it.  A process that finds the lock taken waits until it goes, then
+loads what the other saved; the helper skips that kernel instead.  A lock
+whose process is gone is removed, and a wait longer than ``WAIT_S`` gives up
+and compiles anyway: the helper can only save time, never block or change a
+result (both processes compile the same functions with the same flags).
+
+The helper starts when a process first compiles a kernel by symbol, once per
+float type, if the cache lacks the first kernel of :data:`AHEAD` for that
+type, the process may use two cores or more, and ``FASTBP_COMPILE_HELPER`` is
+not ``0``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from numba import types
+from numba.core import sigutils
+
+ENV = "FASTBP_COMPILE_HELPER"  # "0": no helper (the helper sets it for itself)
+WAIT_S = 120.0  # a kernel compiles in 0.5-3 s here
+POLL_S = 0.01
+
+#: What the helper compiles, in this order: the kernels the first process
+#: reaches last, last first, so that a slow helper meets the first process
+#: late instead of keeping it waiting from the start; with their argument
+#: types: {M} a C-contiguous matrix, {V} a vector, of the network's float type.
+#: ``tests/test_build.py`` checks them against the types the kernels are
+#: called with; a stale entry would only waste the helper's time.
+AHEAD = (
+    ("fastbp._kernels.train", "_update_chunk", "int64, int64, float64[::1], {V}, {V}, {V}, float64, {V}, {V}, int64"),
+    ("fastbp._kernels.core", "_gradient_tile", "int64, {M}, {M}, {M}, {V}, {V}, int64, int64"),
+    ("fastbp._kernels.core", "_times_derivative", "int64, {M}, {M}, {M}, int64, int64, int64, int64"),
+    ("fastbp._kernels.core", "_backward_tile", "int64, {M}, {M}, {M}, {M}, {M}, int64, {M}, boolean, int64, int64"),
+    ("fastbp._kernels.core", "_output_tile", "int64, int64, int64, {M}, {M}, {M}, {M}, {V}"),
+)
+
+_started: set[str] = set()  # float types this process has decided a helper for
+helpers: list[subprocess.Popen] = []  # the helpers this process started
+
+
+def argtypes(text: str, dtype: str) -> tuple:
+    """The Numba types of an :data:`AHEAD` entry's arguments for float type ``dtype``."""
+    text = text.format(M=f"{dtype}[:, ::1]", V=f"{dtype}[::1]")
+    return tuple(sigutils.normalize_signature(f"({text},)")[0])
+
+
+def kernel(module: str, name: str):
+    """The compiled function :func:`core.by_symbol` registered as ``module.name``."""
+    importlib.import_module(module)
+    from .core import _BY_SYMBOL  # here: core imports this module
+
+    return _BY_SYMBOL[module, name]
+
+
+def lock_path(function) -> Path | None:
+    """The lock file of ``function``, in its cache folder; None if it is not cached on disk."""
+    folder = getattr(getattr(function, "_cache", None), "_cache_path", None)  # Numba's NullCache has none
+    if folder is None or os.name != "posix":
+        return None
+    return Path(folder) / f"{function.py_func.__module__}.{function.py_func.__name__}.fastbp-lock"
+
+
+def _holder_alive(path: Path) -> bool:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # unreadable: wait for it (at most WAIT_S)
+    if not text:
+        return True  # just created: its process is writing its id
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def _take(path: Path, wait: bool) -> bool | None:
+    """Create the lock file: True once this process holds it, False if another does (and not ``wait``).
+
+    None: no lock to hold (a folder this process cannot write, so neither can
+    Numba's cache; or ``WAIT_S`` passed).
+    """
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if not path.parent.is_dir():
+                return None
+            if not _holder_alive(path):  # its process died while compiling
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            elif not wait:
+                return False
+            elif time.monotonic() > deadline:
+                return None
+            else:
+                time.sleep(POLL_S)
+        except OSError:
+            return None
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return True
+
+
+@contextlib.contextmanager
+def claim(path: Path | None, wait: bool = True) -> Iterator[bool]:
+    """Hold the lock file ``path`` (if any) for the body; yield whether the body may compile.
+
+    Yields False only without ``wait``, when a live process holds the lock;
+    with ``wait``, waits for it first (at most ``WAIT_S``).
+    """
+    taken = None if path is None else _take(path, wait)
+    try:
+        yield taken is not False
+    finally:
+        if taken and path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def start_helper(argtys: tuple) -> None:
+    """Start a helper for the network's float type, unless it has no use.
+
+    ``argtys``: a kernel's arguments.  Only a float array as the first (the
+    parameters of ``backprop`` and ``cost``, which a process compiles first)
+    gives the float type: the optimiser's state is float64 for every network.
+    """
+    first = argtys[0] if argtys else None
+    if not (isinstance(first, types.Array) and isinstance(first.dtype, types.Float)):
+        return
+    dtype = str(first.dtype)
+    if dtype in _started:
+        return
+    _started.add(dtype)
+    if os.environ.get(ENV) == "0" or _cores() < 2:
+        return
+    module, name, text = AHEAD[0]
+    function = kernel(module, name)
+    if lock_path(function) is None:
+        return
+    cache = function._cache
+    if cache._index_key(argtypes(text, dtype), function.targetctx.codegen()) in cache._cache_file._load_index():
+        return  # the cache holds what the helper would compile
+    root = Path(__file__).resolve().parents[2]  # the folder that holds this fastbp
+    code = f"import sys; sys.path.insert(0, {str(root)!r}); from fastbp._kernels.build import main; main()"
+    helpers.append(
+        subprocess.Popen(
+            [sys.executable, "-c", code, dtype],
+            env={**os.environ, ENV: "0"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The helper: compile (into the cache) each kernel of :data:`AHEAD` no other process is compiling.
+
+    ``argv``: the float type (default ``sys.argv[1:]``).
+    """
+    (dtype,) = sys.argv[1:] if argv is None else argv
+    for module, name, text in AHEAD:
+        function = kernel(module, name)
+        with claim(lock_path(function), wait=False) as free:
+            if free:
+                function.compile(argtypes(text, dtype))

@@ -1,0 +1,134 @@
+"""The helper process that compiles kernels beside the first on an empty cache (``fastbp/_kernels/build.py``)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp._kernels import build, core
+
+
+def _fit(dtype, optimizer):
+    net = fastbp.Network([20, 16, 4], activation="relu", output="softmax", dtype=dtype, seed=0)
+    tr = fastbp.Trainer(net, loss="cross_entropy", optimizer=optimizer, batch_size=16, seed=0)
+    X = np.random.default_rng(0).random((64, 20))
+    tr.fit(X, np.arange(64) % 4, epochs=1)
+    return net
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_ahead_types_are_the_types_the_kernels_are_called_with(dtype):
+    # A stale entry would make the helper compile a signature nobody calls.
+    for optimizer in ("sgd", "adam"):
+        _fit(dtype, optimizer)  # compiles or loads every kernel, each through core._Resolve
+    for module, name, text in build.AHEAD:
+        assert core._Resolve(module, name, build.argtypes(text, dtype)).symbol in core._RESOLVED, name
+
+
+HELPED = textwrap.dedent(
+    """
+    import numpy as np, fastbp
+    from fastbp._kernels import build
+    net = fastbp.Network([20, 16, 4], activation="relu", output="softmax", dtype="float32", seed=0)
+    tr = fastbp.Trainer(net, loss="cross_entropy", optimizer="adam", batch_size=16, seed=0)
+    tr.fit(np.random.default_rng(0).random((64, 20)), np.arange(64) % 4, epochs=1)
+    (helper,) = build.helpers
+    compiled = {n: sum(build.kernel(m, n).stats.cache_misses.values()) for m, n, _ in build.AHEAD}
+    print(helper.wait(timeout=600), compiled)
+    print(np.concatenate([w.ravel() for w in net.weights]).tobytes().hex())
+    """
+)
+
+
+@pytest.mark.skipif(build._cores() < 2, reason="the helper starts only with two cores or more")
+def test_helper_compiles_kernels_the_first_process_loads(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop(build.ENV, None)
+    out = subprocess.run([sys.executable, "-c", HELPED], env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    status, rest = out.stdout.splitlines()[0].split(" ", 1)
+    compiled = ast.literal_eval(rest)
+    assert status == "0"  # the helper finished cleanly
+    # The helper compiles the kernels the first process reaches last; that process reached
+    # them seconds after the helper started, and loaded at least some from the cache.
+    assert sum(compiled.values()) < len(build.AHEAD), compiled
+    assert not list(tmp_path.rglob("*.fastbp-lock"))
+    # the same bits as kernels compiled in this process
+    net = _fit("float32", "adam")
+    assert out.stdout.splitlines()[1] == np.concatenate([w.ravel() for w in net.weights]).tobytes().hex()
+
+
+def _dead_pid():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_claim_takes_a_free_lock_and_removes_it(tmp_path):
+    path = tmp_path / "cache" / "k.fastbp-lock"
+    with build.claim(path) as free:
+        assert free and path.read_text() == str(os.getpid())
+    assert not path.exists()
+
+
+def test_claim_removes_the_lock_of_a_process_that_died(tmp_path):
+    path = tmp_path / "k.fastbp-lock"
+    path.write_text(str(_dead_pid()))
+    with build.claim(path, wait=False) as free:
+        assert free and path.read_text() == str(os.getpid())
+    assert not path.exists()
+
+
+def test_claim_waits_for_a_live_holder(tmp_path):
+    path = tmp_path / "k.fastbp-lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        path.write_text(str(holder.pid))
+        with build.claim(path, wait=False) as free:  # the helper's way: skip that kernel
+            assert not free
+        assert path.read_text() == str(holder.pid)  # not ours to remove
+        released = threading.Event()
+
+        def release():
+            released.set()
+            path.unlink()
+
+        timer = threading.Timer(0.2, release)
+        timer.start()
+        with build.claim(path) as free:
+            assert free and released.is_set() and path.read_text() == str(os.getpid())
+        timer.join()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_claim_without_a_folder_to_write_compiles_unlocked(tmp_path):
+    (tmp_path / "file").write_text("")
+    with build.claim(tmp_path / "file" / "k.fastbp-lock") as free:  # its folder is a file
+        assert free
+    with build.claim(None) as free:  # a function that is not cached on disk
+        assert free
+
+
+def test_helper_not_started_when_switched_off_cached_or_without_a_float_type(monkeypatch):
+    _fit("float64", "sgd")  # this process's cache now holds the helper's first kernel
+    monkeypatch.setattr(build, "_started", set())
+    monkeypatch.setattr(build, "helpers", [])
+    argtys = build.argtypes("{V}, {M}", "float64")  # as backprop's: the parameters first
+    build.start_helper(argtys)  # cached
+    assert build.helpers == [] and build._started == {"float64"}
+    build.start_helper(build.argtypes("int64, {M}", "float32"))  # a tile's: no float type to read
+    assert build._started == {"float64"}
+    monkeypatch.setattr(build, "_started", set())
+    monkeypatch.setenv(build.ENV, "0")
+    build.start_helper(build.argtypes("{V}, {M}", "float16"))  # never cached, but switched off
+    assert build.helpers == [] and build._started == {"float16"}
