@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from . import core, train
+from . import build, core, train
 
 LOCK = threading.RLock()
 
@@ -31,6 +31,7 @@ def forward(*args: Any) -> None:
 
 def backprop(*args: Any) -> float:
     """:func:`core.backprop` under the kernel lock."""
+    build.start_helper(args[0].dtype)  # on an empty cache: a second process compiles some kernels
     with LOCK:
         return core.backprop(*args)
 
@@ -43,6 +44,7 @@ def cost(*args: Any) -> float:
 
 def train_epoch(*args: Any) -> tuple[float, int]:
     """:func:`train.train_epoch` under the kernel lock."""
+    build.start_helper(args[0].dtype)
     with LOCK:
         return train.train_epoch(*args)
 

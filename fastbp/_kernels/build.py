@@ -14,8 +14,8 @@ whose process is gone is removed, and a wait longer than ``WAIT_S`` gives up
 and compiles anyway: the helper can only save time, never block or change a
 result (both processes compile the same functions with the same flags).
 
-The helper starts when a process first compiles a kernel by symbol, once per
-float type, if the cache lacks the first kernel of :data:`AHEAD` for that
+A process starts the helper before its first ``backprop`` or ``train_epoch``
+of a float type, if the cache lacks the first kernel of :data:`AHEAD` for that
 type, the process may use two cores or more, and ``FASTBP_COMPILE_HELPER`` is
 not ``0``.
 """
@@ -31,7 +31,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from numba import types
 from numba.core import sigutils
 
 ENV = "FASTBP_COMPILE_HELPER"  # "0": no helper (the helper sets it for itself)
@@ -149,17 +148,13 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def start_helper(argtys: tuple) -> None:
-    """Start a helper for the network's float type, unless it has no use.
+def start_helper(dtype) -> None:
+    """Start a helper for float type ``dtype`` (the parameters'), unless it has started or has no use.
 
-    ``argtys``: a kernel's arguments.  Only a float array as the first (the
-    parameters of ``backprop`` and ``cost``, which a process compiles first)
-    gives the float type: the optimiser's state is float64 for every network.
+    Called before ``backprop`` and ``train_epoch``, which need every kernel of
+    :data:`AHEAD`, from Python: a helper starts before anything compiles.
     """
-    first = argtys[0] if argtys else None
-    if not (isinstance(first, types.Array) and isinstance(first.dtype, types.Float)):
-        return
-    dtype = str(first.dtype)
+    dtype = str(dtype)
     if dtype in _started:
         return
     _started.add(dtype)

@@ -146,7 +146,6 @@ class _Resolve:
             with global_compiler_lock:
                 importlib.import_module(self.module)  # defines the function, in a fresh process
                 function = _BY_SYMBOL[self.module, self.name]
-                build.start_helper(self.argtys)  # on an empty cache, a second process compiles some kernels
                 with build.claim(build.lock_path(function)):  # not while another process compiles it
                     function.compile(self.argtys)
                 cres = function.overloads[self.argtys]
