@@ -119,7 +119,7 @@ def test_claim_without_a_folder_to_write_compiles_unlocked(tmp_path):
         assert free
 
 
-def test_helper_not_started_when_cached_or_switched_off(monkeypatch):
+def test_helper_not_started_when_cached_switched_off_or_embedded(monkeypatch):
     _fit("float64", "sgd")  # this process's cache now holds the helper's first kernel
     monkeypatch.setattr(build, "_started", set())
     monkeypatch.setattr(build, "helpers", [])
@@ -128,3 +128,8 @@ def test_helper_not_started_when_cached_or_switched_off(monkeypatch):
     monkeypatch.setenv(build.ENV, "0")
     build.start_helper(np.dtype("float16"))  # never cached, but switched off
     assert build.helpers == [] and build._started == {"float64", "float16"}
+    monkeypatch.setattr(build, "_started", set())
+    monkeypatch.delenv(build.ENV)
+    monkeypatch.setattr(sys, "executable", "/opt/host/bin/modeller")  # embedded in another program
+    build.start_helper(np.dtype("float16"))
+    assert build.helpers == []

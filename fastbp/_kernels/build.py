@@ -16,8 +16,8 @@ result (both processes compile the same functions with the same flags).
 
 A process starts the helper before its first ``backprop`` or ``train_epoch``
 of a float type, if the cache lacks the first kernel of :data:`AHEAD` for that
-type, the process may use two cores or more, and ``FASTBP_COMPILE_HELPER`` is
-not ``0``.
+type, the process may use two cores or more, runs in a ``python`` executable
+(not embedded in another program), and ``FASTBP_COMPILE_HELPER`` is not ``0``.
 """
 
 from __future__ import annotations
@@ -160,6 +160,8 @@ def start_helper(dtype) -> None:
     _started.add(dtype)
     if os.environ.get(ENV) == "0" or _cores() < 2:
         return
+    if not Path(sys.executable or "-").name.startswith("python"):
+        return  # embedded: sys.executable is the host program, not an interpreter to run
     module, name, text = AHEAD[0]
     function = kernel(module, name)
     if lock_path(function) is None:
