@@ -4,8 +4,8 @@ With an empty Numba cache the first ``fit`` compiles for about 15 s, one
 function after another on one core (Numba compiles under one lock).  Every
 kernel called by symbol (:func:`core.by_symbol`) is compiled and cached on its
 own, so a helper process can compile some of them into the same cache
-meanwhile: the kernels of :data:`AHEAD`, which the first process reaches
-last.  When it gets there, it loads them from the cache.
+meanwhile: the kernels of :data:`AHEAD`, most of which the first process
+reaches last.  When it gets there, it loads them from the cache.
 
 A lock file per kernel, beside Numba's cache files, lets one process at a time
 compile it.  A process that finds the lock taken waits until it goes, then
@@ -34,16 +34,18 @@ from pathlib import Path
 from numba.core import sigutils
 
 ENV = "FASTBP_COMPILE_HELPER"  # "0": no helper (the helper sets it for itself)
-WAIT_S = 120.0  # a kernel compiles in 0.5-3 s here
+WAIT_S = 60.0  # a kernel compiles in 0.5-3 s here
 POLL_S = 0.01
 
-#: What the helper compiles, in this order: the kernels the first process
-#: reaches last, last first, so that a slow helper meets the first process
-#: late instead of keeping it waiting from the start; with their argument
-#: types: {M} a C-contiguous matrix, {V} a vector, of the network's float type.
+#: What the helper compiles, in this order: ``_activate``, which the first
+#: process reaches about 2 s in, after ``_dot_block``; then the kernels it
+#: reaches last, last first, so that a slow helper meets it late instead of
+#: keeping it waiting from the start.  With their argument types: {M} a
+#: C-contiguous matrix, {V} a vector, of the network's float type.
 #: ``tests/test_build.py`` checks them against the types the kernels are
 #: called with; a stale entry would only waste the helper's time.
 AHEAD = (
+    ("fastbp._kernels.core", "_activate", "int64, {M}, {M}, int64, int64, int64, int64"),
     ("fastbp._kernels.train", "_update_chunk", "int64, int64, float64[::1], {V}, {V}, {V}, float64, {V}, {V}, int64"),
     ("fastbp._kernels.core", "_gradient_tile", "int64, {M}, {M}, {M}, {V}, {V}, int64, int64"),
     ("fastbp._kernels.core", "_times_derivative", "int64, {M}, {M}, {M}, int64, int64, int64, int64"),
