@@ -133,3 +133,10 @@ def test_helper_not_started_when_cached_switched_off_or_embedded(monkeypatch):
     monkeypatch.setattr(sys, "executable", "/opt/host/bin/modeller")  # embedded in another program
     build.start_helper(np.dtype("float16"))
     assert build.helpers == []
+
+
+def test_helper_goes_on_past_an_entry_that_fails(monkeypatch):
+    module, name, text = build.AHEAD[0]
+    monkeypatch.setattr(build, "AHEAD", ((module, name, "int64, {M}"), (module, name, text)))  # wrong arity first
+    build.main(["float64"])
+    assert build.argtypes(text, "float64") in build.kernel(module, name).overloads

@@ -31,8 +31,8 @@ def forward(*args: Any) -> None:
 
 def backprop(*args: Any) -> float:
     """:func:`core.backprop` under the kernel lock."""
-    build.start_helper(args[0].dtype)  # on an empty cache: a second process compiles some kernels
     with LOCK:
+        build.start_helper(args[0].dtype)  # on an empty cache: a second process compiles some kernels
         return core.backprop(*args)
 
 
@@ -44,8 +44,8 @@ def cost(*args: Any) -> float:
 
 def train_epoch(*args: Any) -> tuple[float, int]:
     """:func:`train.train_epoch` under the kernel lock."""
-    build.start_helper(args[0].dtype)
     with LOCK:
+        build.start_helper(args[0].dtype)
         return train.train_epoch(*args)
 
 
