@@ -7,11 +7,11 @@ own, so a helper process can compile some of them into the same cache
 meanwhile: the kernels of :data:`AHEAD`, most of which the first process
 reaches last.  When it gets there, it loads them from the cache.
 
-A lock file per kernel, beside Numba's cache files, lets one process at a time
-compile it.  A process that finds the lock taken waits until it goes, then
-loads what the other saved; the helper skips that kernel instead.  A lock
-whose process is gone is removed, and a wait longer than ``WAIT_S`` gives up
-and compiles anyway: the helper can only save time, never block or change a
+A lock per kernel, on a file beside Numba's cache files, lets one process at
+a time compile it.  A process that finds it taken waits until it is free,
+then loads what the other saved; the helper skips that kernel instead.  A
+lock goes with its process, and a wait longer than ``WAIT_S`` gives up and
+compiles anyway: the helper can only save time, never block or change a
 result (both processes compile the same functions with the same flags).
 
 A process starts the helper before its first ``backprop`` or ``train_epoch``
@@ -32,6 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from numba.core import sigutils
+
+if sys.platform != "win32":  # (Windows: no locks, so no helper: lock_path)
+    import fcntl
 
 ENV = "FASTBP_COMPILE_HELPER"  # "0": no helper (the helper sets it for itself)
 WAIT_S = 60.0  # a kernel compiles in 0.5-3 s here
@@ -74,74 +77,55 @@ def kernel(module: str, name: str):
 def lock_path(function) -> Path | None:
     """The lock file of ``function``, in its cache folder; None if it is not cached on disk."""
     folder = getattr(getattr(function, "_cache", None), "_cache_path", None)  # Numba's NullCache has none
-    if folder is None or os.name != "posix":
+    if folder is None or sys.platform == "win32":
         return None
     return Path(folder) / f"{function.py_func.__module__}.{function.py_func.__name__}.fastbp-lock"
 
 
-def _holder_alive(path: Path) -> bool:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # unreadable: wait for it (at most WAIT_S)
-    if not text:
-        return True  # just created: its process is writing its id
-    try:
-        os.kill(int(text), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
+def _take(path: Path, wait: bool) -> int | None:
+    """Lock the file ``path`` (created if need be): its descriptor once held, None if not.
 
-
-def _take(path: Path, wait: bool) -> bool | None:
-    """Create the lock file: True once this process holds it, False if another does (and not ``wait``).
-
-    None: no lock to hold (a folder this process cannot write, so neither can
-    Numba's cache; or ``WAIT_S`` passed).
+    None: another process holds it and not ``wait``, or ``WAIT_S`` passed, or
+    no file to lock (a folder this process cannot write, nor can Numba's cache).
     """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
+    except OSError:
+        return None
     deadline = time.monotonic() + WAIT_S
     while True:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            if not path.parent.is_dir():
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if not wait or time.monotonic() > deadline:
+                os.close(fd)
                 return None
-            if not _holder_alive(path):  # its process died while compiling
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            elif not wait:
-                return False
-            elif time.monotonic() > deadline:
-                return None
-            else:
-                time.sleep(POLL_S)
-        except OSError:
+            time.sleep(POLL_S)
+        except OSError:  # a file system without locks
+            os.close(fd)
             return None
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            return True
 
 
 @contextlib.contextmanager
 def claim(path: Path | None, wait: bool = True) -> Iterator[bool]:
-    """Hold the lock file ``path`` (if any) for the body; yield whether the body may compile.
+    """Hold the lock on ``path`` (if any) for the body; yield whether the body may compile.
 
-    Yields False only without ``wait``, when a live process holds the lock;
-    with ``wait``, waits for it first (at most ``WAIT_S``).
+    Yields False only without ``wait``, when another process holds the lock;
+    with ``wait``, waits for it first (at most ``WAIT_S``).  The lock is the
+    operating system's (``flock``): it goes with its process, even one killed
+    while compiling.  The empty lock files stay.
     """
-    taken = None if path is None else _take(path, wait)
+    if path is None:
+        yield True
+        return
+    fd = _take(path, wait)
     try:
-        yield taken is not False
+        yield fd is not None or wait
     finally:
-        if taken and path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 def _cores() -> int:
