@@ -112,8 +112,9 @@ def _take(path: Path, wait: bool) -> int | None:
 def claim(path: Path | None, wait: bool = True) -> Iterator[bool]:
     """Hold the lock on ``path`` (if any) for the body; yield whether the body may compile.
 
-    Yields False only without ``wait``, when another process holds the lock;
-    with ``wait``, waits for it first (at most ``WAIT_S``).  The lock is the
+    Yields False only without ``wait``: when another process holds the lock,
+    or there is no file to lock.  With ``wait``, waits for it first (at most
+    ``WAIT_S``), and compiles anyway without it.  The lock is the
     operating system's (``flock``): it goes with its process, even one killed
     while compiling.  The empty lock files stay.
     """
