@@ -36,12 +36,12 @@ def test_ahead_types_are_the_types_the_kernels_are_called_with(dtype):
 HELPED = textwrap.dedent(
     """
     import numpy as np, fastbp
-    from fastbp._kernels import build
+    from fastbp._kernels import build, core
     net = fastbp.Network([20, 16, 4], activation="relu", output="softmax", dtype="float32", seed=0)
     tr = fastbp.Trainer(net, loss="cross_entropy", optimizer="adam", batch_size=16, seed=0)
     tr.fit(np.random.default_rng(0).random((64, 20)), np.arange(64) % 4, epochs=1)
     (helper,) = build.helpers
-    compiled = {n: sum(build.kernel(m, n).stats.cache_misses.values()) for m, n, _ in build.AHEAD}
+    compiled = {n: sum(core.registered(m, n).stats.cache_misses.values()) for m, n, _ in build.AHEAD}
     print(helper.wait(timeout=600), compiled)
     print(np.concatenate([w.ravel() for w in net.weights]).tobytes().hex())
     """
@@ -143,4 +143,4 @@ def test_helper_goes_on_past_an_entry_that_fails(monkeypatch):
     module, name, text = build.AHEAD[0]
     monkeypatch.setattr(build, "AHEAD", ((module, name, "int64, {M}"), (module, name, text)))  # wrong arity first
     build.main(["float64"])
-    assert build.argtypes(text, "float64") in build.kernel(module, name).overloads
+    assert build.argtypes(text, "float64") in core.registered(module, name).overloads

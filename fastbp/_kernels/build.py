@@ -23,7 +23,6 @@ type, the process may use two cores or more, runs in a ``python`` executable
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import subprocess
 import sys
@@ -64,14 +63,6 @@ def argtypes(text: str, dtype: str) -> tuple:
     """The Numba types of an :data:`AHEAD` entry's arguments for float type ``dtype``."""
     text = text.format(M=f"{dtype}[:, ::1]", V=f"{dtype}[::1]")
     return tuple(sigutils.normalize_signature(f"({text},)")[0])
-
-
-def kernel(module: str, name: str):
-    """The compiled function :func:`core.by_symbol` registered as ``module.name``."""
-    importlib.import_module(module)
-    from .core import _BY_SYMBOL  # here: core imports this module
-
-    return _BY_SYMBOL[module, name]
 
 
 def lock_path(function) -> Path | None:
@@ -149,8 +140,10 @@ def start_helper(dtype) -> None:
         return
     if not Path(sys.executable or "-").name.startswith("python"):
         return  # embedded: sys.executable is the host program, not an interpreter to run
+    from .core import registered  # here: core imports this module
+
     module, name, text = AHEAD[0]
-    function = kernel(module, name)
+    function = registered(module, name)
     if lock_path(function) is None:
         return
     cache = function._cache
@@ -174,9 +167,11 @@ def main(argv: list[str] | None = None) -> None:
 
     ``argv``: the float type (default ``sys.argv[1:]``).
     """
+    from .core import registered
+
     (dtype,) = sys.argv[1:] if argv is None else argv
     for module, name, text in AHEAD:
-        function = kernel(module, name)
+        function = registered(module, name)
         # an entry that fails (stale types) costs nothing: the first process compiles what it needs
         with claim(lock_path(function), wait=False) as free, contextlib.suppress(Exception):
             if free:

@@ -144,8 +144,7 @@ class _Resolve:
     def __call__(self) -> None:
         if self.symbol not in _RESOLVED:
             with global_compiler_lock:
-                importlib.import_module(self.module)  # defines the function, in a fresh process
-                function = _BY_SYMBOL[self.module, self.name]
+                function = registered(self.module, self.name)
                 with build.claim(build.lock_path(function)):  # not while another process compiles it
                     function.compile(self.argtys)
                 cres = function.overloads[self.argtys]
@@ -155,6 +154,12 @@ class _Resolve:
 
 _BY_SYMBOL: dict = {}  # (module, name) -> its compiled function
 _RESOLVED: set[str] = set()  # symbols handed to the linker in this process
+
+
+def registered(module: str, name: str):
+    """The compiled function :func:`by_symbol` registered as ``module.name`` (its module imported first)."""
+    importlib.import_module(module)  # defines the function, in a fresh process
+    return _BY_SYMBOL[module, name]
 
 
 def by_symbol(function, python=False):
