@@ -18,7 +18,8 @@ same way.  ``--write`` stores a new calibration here.
 """
 
 #: Multiply-adds of one layer's product (n · n_in · n_out) from which the
-#: forward, δ and gradient kernels run in parallel.
+#: forward, δ and gradient kernels run in parallel, provided the forward pass
+#: makes two tiles or more (``core._layer_parallel``: measured inside steps).
 PARALLEL_MIN_WORK = 1 << 18
 
 #: Elements from which the output error (elementwise) runs in parallel;

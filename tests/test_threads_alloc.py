@@ -243,13 +243,17 @@ def test_serial_and_parallel_variants_give_the_same_bits(dtype, n, n_in, n_out):
 def test_update_runs_in_parallel_only_after_parallel_layer_kernels():
     """The optimiser step follows the layer kernels: serial ones leave every parameter in one core's cache."""
     from fastbp._config import PARALLEL_MIN_WORK
-    from fastbp._kernels.core import layers_parallel
+    from fastbp._kernels.core import TILE_SAMPLES, TILE_UNITS, layers_parallel
 
     # textbook network, batch 10: 10 · 784 · 30 = 235,200 multiply-adds in its largest layer
     sizes = np.array([784, 30, 10])
     assert 10 * 784 * 30 < PARALLEL_MIN_WORK <= 12 * 784 * 30  # the cases below straddle the threshold
     assert not layers_parallel(sizes, 10)
-    assert layers_parallel(sizes, 12)
+    # enough work, but a forward pass of one tile (30 neurons, up to TILE_SAMPLES samples): serial
+    assert 30 <= TILE_UNITS and not layers_parallel(sizes, 12) and not layers_parallel(sizes, TILE_SAMPLES)
+    assert layers_parallel(sizes, TILE_SAMPLES + 1)
+    assert layers_parallel(np.array([784, TILE_UNITS + 1, 10]), 12)
+    assert not layers_parallel(np.array([784, TILE_UNITS + 1, 10]), 10)  # 10 · 784 · 33 < PARALLEL_MIN_WORK
     # any one layer is enough, wherever it is in the network
     k = PARALLEL_MIN_WORK // 64
     assert layers_parallel(np.array([2, 8, 8, k]), 8)  # 8 · 8 · k = PARALLEL_MIN_WORK
