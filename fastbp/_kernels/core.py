@@ -58,7 +58,7 @@ import importlib
 import numpy as np
 from llvmlite import binding as llvm
 from numba import get_thread_id, njit, prange, types
-from numba.core import cgutils
+from numba.core import cgutils, config
 from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic
 
@@ -156,6 +156,11 @@ _BY_SYMBOL: dict = {}  # (module, name) -> its compiled function
 _RESOLVED: set[str] = set()  # symbols handed to the linker in this process
 
 
+def _python(function):
+    """The Python function behind a compiled one (itself under ``NUMBA_DISABLE_JIT=1``)."""
+    return getattr(function, "py_func", function)
+
+
 def registered(module: str, name: str):
     """The compiled function :func:`by_symbol` registered as ``module.name`` (its module imported first)."""
     importlib.import_module(module)  # defines the function, in a fresh process
@@ -180,8 +185,10 @@ def by_symbol(function, python=False):
     ``python`` (it is also called from Python) without the one for Python: a
     sixth of its code.
     """
-    module, name = function.py_func.__module__, function.py_func.__name__
+    module, name = _python(function).__module__, _python(function).__name__
     _BY_SYMBOL[module, name] = function
+    if config.DISABLE_JIT:  # plain Python functions (to debug the loops): call them as they are
+        return function
     assert not function.overloads, "options must be set before the first compilation"
     function.targetoptions.update(no_cfunc_wrapper=True, no_cpython_wrapper=not python)
 
@@ -232,6 +239,13 @@ def tiled(tile):
                 tile(t, *views)
 
     launch.__name__ = launch.__qualname__ = tile.__name__ + "s"
+    if config.DISABLE_JIT:  # plain Python: _borrowed exists in compiled code only
+
+        def run(parallel, n_tiles, *args):
+            for t in range(n_tiles):
+                tile(t, *args)
+
+        return run
     launcher = njit(parallel=True, error_model="numpy")(launch)
     # called from compiled code only: no wrappers for Python or C (0.2-0.4 s of an empty-cache start)
     launcher.targetoptions.update(no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -547,8 +561,8 @@ def _packed_rows(n_in, n_out, itemsize):
 
 def forward_scratch(n_in: int, n_out: int, itemsize: int) -> int:
     """Length of ``T`` :func:`layer_forward` needs for a layer n_in → n_out (θ^T, for few inputs)."""
-    # .py_func: the same rule, without compiling anything when a workspace is made
-    return _packed_rows.py_func(n_in, n_out, itemsize) * n_out
+    # the Python function: the same rule, without compiling anything when a workspace is made
+    return _python(_packed_rows)(n_in, n_out, itemsize) * n_out
 
 
 @njit(error_model="numpy", inline="always")
@@ -571,10 +585,10 @@ def gradient_scratch(n: int, n_in: int, n_out: int) -> int:
 
     Only narrow layers use it, for their chunks' partial sums.
     """
-    # .py_func: the same rule, without compiling anything when a workspace is made
-    if not _narrow.py_func(n, n_in, n_out):
+    # the Python function: the same rule, without compiling anything when a workspace is made
+    if not _python(_narrow)(n, n_in, n_out):
         return 0
-    return (n + NARROW_CHUNK - 1) // NARROW_CHUNK * _chunk_length.py_func(n_in, n_out)
+    return (n + NARROW_CHUNK - 1) // NARROW_CHUNK * _python(_chunk_length)(n_in, n_out)
 
 
 @njit(fastmath=FASTMATH, error_model="numpy", inline="always")
@@ -1159,11 +1173,11 @@ def _slot_length(sizes):
 
 def network_scratch(sizes, n_params: int, n: int, n_threads: int) -> int:
     """Length of ``P`` the narrow pipeline needs for up to ``n`` samples (0 when it never runs)."""
-    # .py_func: the same rule, without compiling anything when a workspace is made
+    # the Python function: the same rule, without compiling anything when a workspace is made
     widths = np.asarray(sizes, dtype=np.int64)
-    if not _narrow_net.py_func(widths, n):
+    if not _python(_narrow_net)(widths, n):
         return 0
-    return int(_parts_length.py_func(n, n_params)) + n_threads * int(_slot_length.py_func(widths))
+    return int(_python(_parts_length)(n, n_params)) + n_threads * int(_python(_slot_length)(widths))
 
 
 @njit(error_model="numpy", inline="always")
