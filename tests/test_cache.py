@@ -63,3 +63,41 @@ def test_kernels_are_called_by_symbol_not_linked_in(tmp_path):
     assert "backprop" in defined and "_backward_tiles" in defined  # its own code and the launchers
     assert not (defined - {"backprop"}) & by_symbol, defined  # (train_epoch calls backprop by symbol)
     assert {"_backward_tile", "_gradient_tile", "cost"} <= declared
+
+
+LOAD_FIRST = textwrap.dedent(
+    """
+    import sys
+    from fastbp._kernels import core
+
+    # a cached kernel that calls get_thread_id, then another, before anything parallel ran here:
+    # the order in which a cached backprop's loaders ran in the process that aborted
+    loaded = 0
+    for name in ("_narrow_chunk", "_gradient_tile"):
+        function = core.registered("fastbp._kernels.core", name)
+        for key in function._cache._cache_file._load_index():
+            core._Resolve("fastbp._kernels.core", name, key[0])()
+            loaded += 1
+    print(loaded)
+    """
+)
+
+
+def test_a_cached_kernel_that_calls_get_thread_id_loads_first(tmp_path):
+    # The loaders of a cached entry point run in the order its saving process listed them;
+    # when _narrow_chunk's came before Numba's launch of the threading layer, a warm-cache
+    # fit of a narrow network aborted: "LLVM ERROR: Symbol not found: get_thread_id".
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "FASTBP_COMPILE_HELPER": "0"}
+    fit = textwrap.dedent(
+        """
+        import numpy as np, fastbp
+        net = fastbp.Network([4, 32, 16, 4], activation="tanh", output="identity", dtype="float32", seed=0)
+        X = np.random.default_rng(0).normal(size=(10_000, 4)).astype("float32")
+        fastbp.Trainer(net, optimizer="adam", batch_size=10_000, seed=0).fit(X, X, epochs=1)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", fit], env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = subprocess.run([sys.executable, "-c", LOAD_FIRST], env=env, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, f"exit status {out.returncode}\n{out.stderr[-2000:]}"
+    assert int(out.stdout) >= 2

@@ -143,6 +143,12 @@ class _Resolve:
 
     def __call__(self) -> None:
         if self.symbol not in _RESOLVED:
+            # Launch the threading layer first: it gives the linker the symbols that kernels
+            # such as _narrow_chunk (get_thread_id) call.  Numba launches it before loading a
+            # cached parallel function, but a caller's loaders run in an order that can put
+            # this one first, and loading _narrow_chunk then aborted the process ("LLVM
+            # ERROR: Symbol not found: get_thread_id", a warm-cache fit of 4-32-16-4).
+            get_thread_id()
             with global_compiler_lock:
                 function = registered(self.module, self.name)
                 with build.claim(build.lock_path(function)):  # not while another process compiles it
