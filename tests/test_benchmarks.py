@@ -133,14 +133,15 @@ def test_calibration_script_recommends_thresholds():
     assert cal.threshold(chunk_rows, cuts=cal.CHUNK_CUTS) == 3  # chunk counts, not powers of two
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "calibrate_dispatch.py"), "--widths", "16", "--batches", "1", "64",
-         "--sizes", "1024", "65536", "--step-widths", "16", "--step-batches", "32", "--chunks", "1", "2",
+         "--sizes", "1024", "65536", "--step-widths", "16", "--step-batches", "16", "64", "--chunks", "1", "2",
          "--min-time", "0.001"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "recommended: PARALLEL_MIN_WORK = " in out.stdout and "| layer_forward |" in out.stdout
     assert "PARALLEL_MIN_PARAMS = " in out.stdout
-    assert "| step: backprop + update (adam), batch 32 | 12832 |" in out.stdout  # [784, 16, 16]
+    assert "| step: backprop + update (adam), batch 64 | 12832 |" in out.stdout  # [784, 16, 16]
+    assert "batch 16 |" not in out.stdout  # one forward tile: its layers and update run serially, nothing to time
     assert "| narrow pipeline 4-32-16-4, 256 samples, chunks | 2 |" in out.stdout
     assert "NARROW_PARALLEL_MIN_CHUNKS = " in out.stdout
 
