@@ -42,7 +42,7 @@ def test_pure_python_trains_like_the_compiled_loops(tmp_path, sizes):
     python = _run(sizes, tmp_path / "python.npz", disable=True)
     compiled = _run(sizes, tmp_path / "compiled.npz", disable=False)
     assert not python["compiled"] and compiled["compiled"]
-    # the same sums in the same order; only fastmath's contractions (fused multiply-adds) differ
+    # Python sums in source order; the compiled loops may reassociate and fuse them (fastmath)
     for key in ("params", "grad", "loss"):
         np.testing.assert_allclose(python[key], compiled[key], rtol=1e-9, atol=1e-12, err_msg=key)
     start = fastbp.Network([int(s) for s in sizes.split("-")], activation="tanh", output="softmax", seed=0).params
